@@ -1,9 +1,10 @@
 """Tests for convgrad.datasets: IDX files, loaders, MNIST-1D cache, normalization, batching.
 
-Independent oracles: IDX bytes are built by hand with ``struct``, MNIST-1D is
-compared with a direct call of the ``mnist1d`` generator, statistics with
-PyTorch, and the real Fashion-MNIST files with a fixed-offset parse and the
-per-class counts published with the dataset.
+The oracles are independent of the code under test. IDX bytes are built by
+hand with ``struct``, and MNIST-1D is compared with a direct call of the
+``mnist1d`` generator. Statistics are checked against PyTorch. The real
+Fashion-MNIST files are checked with a fixed-offset parse, the balanced
+class counts and the commonly quoted training-set pixel mean and std.
 """
 
 from __future__ import annotations
@@ -395,7 +396,7 @@ def test_real_fashion_mnist():
     assert dataset.y_train.shape == (60000,)
     assert dataset.y_test.shape == (10000,)
     assert dataset.x_train.dtype == np.float32
-    # The published splits have 6000 training and 1000 test images per class.
+    # Both splits are balanced: 6000 training and 1000 test images per class.
     assert np.bincount(dataset.y_train, minlength=10).tolist() == [6000] * 10
     assert np.bincount(dataset.y_test, minlength=10).tolist() == [1000] * 10
 

@@ -105,10 +105,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if type_code not in IDX_TYPE_CODES:
         known = ", ".join(f"0x{code:02X}" for code in IDX_TYPE_CODES)
         raise ValueError(
-            f"IDX file {name!r} has an unknown type code 0x{type_code:02X}; known codes: {known}"
+            f"IDX file {name!r} has an unknown type code 0x{type_code:02X}. Known codes: {known}"
         )
     if ndim == 0:
-        raise ValueError(f"IDX file {name!r} declares 0 dimensions; at least 1 is required")
+        raise ValueError(f"IDX file {name!r} declares 0 dimensions, but at least 1 is required")
 
     header_size = _HEADER_PREFIX_SIZE + _DIMENSION_SIZE * ndim
     if len(data) < header_size:
@@ -137,7 +137,7 @@ def _type_code_for(dtype: np.dtype) -> int:
         if dtype.kind == idx_dtype.kind and dtype.itemsize == idx_dtype.itemsize:
             return code
     supported = ", ".join(idx_dtype.newbyteorder("=").name for idx_dtype in IDX_TYPE_CODES.values())
-    raise TypeError(f"write_idx: array dtype {dtype} has no IDX type code; supported: {supported}")
+    raise TypeError(f"write_idx: array dtype {dtype} has no IDX type code. Supported dtypes: {supported}")
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:

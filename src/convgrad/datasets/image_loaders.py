@@ -43,8 +43,8 @@ IDX_FILE_NAMES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
-# Where the Debian package dataset-fashion-mnist (0.0~git20200523.55506a9-1,
-# Debian 12) installs the four gzip-compressed files.
+# Install directory of the four gzip-compressed files of the Debian package
+# dataset-fashion-mnist (version 0.0~git20200523.55506a9-1 in Debian 12).
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 FASHION_MNIST_CLASS_NAMES = (

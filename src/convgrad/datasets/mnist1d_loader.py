@@ -2,10 +2,10 @@
 
 MNIST-1D (Greydanus, 2020) is a procedurally generated stand-in for MNIST:
 each sample is a 1-D signal of length 40 built from one of ten digit-like
-templates with random padding, translation, shear, scaling and noise. The
-``mnist1d`` package generates it; this module calls its generator with the
-package's default arguments (5000 samples split 4000/1000, length 40, seed 42)
-and never its download path, so no network is needed.
+templates with random padding, translation, shear, scaling and noise. This
+module runs the generator of the ``mnist1d`` package with that package's
+default arguments (5000 samples split 4000/1000, length 40, seed 42). It
+never calls the package's download path, so no network is needed.
 
 The first call writes the arrays to ``<cache_dir>/mnist1d-<version>-seed42.npz``
 where ``<version>`` is the installed ``mnist1d`` version. Later calls load that

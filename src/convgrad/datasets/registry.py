@@ -50,5 +50,5 @@ def get_dataset(
     if key == "kmnist":
         return load_kmnist(data_dir)
     raise ValueError(
-        f"get_dataset: unknown dataset name {name!r}; accepted names: {', '.join(DATASET_NAMES)}"
+        f"get_dataset: unknown dataset name {name!r}. Accepted names: {', '.join(DATASET_NAMES)}"
     )
