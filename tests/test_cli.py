@@ -333,7 +333,7 @@ def test_gradcheck_passes(capsys):
     lines = output.strip().splitlines()
     assert lines[0].split()[:2] == ["check", "max"]
     assert lines[-1].endswith(" 0 failed")
-    names = [line for line in lines[1:-1]]
+    names = lines[1:-1]
     assert any(line.startswith("conv 2-D") for line in names)
     assert any(line.startswith("BatchNorm2d training") for line in names)
     assert all(line.rstrip().endswith("pass") for line in names)
@@ -348,6 +348,8 @@ def test_gradcheck_reports_wrong_gradient(capsys, monkeypatch):
     output = capsys.readouterr().out
     failing = [line for line in output.splitlines() if line.rstrip().endswith("FAIL")]
     assert [line.split()[0] for line in failing] == ["Tanh"]
+    assert re.search(r"^Tanh: gradient of input differs from finite differences", output, re.MULTILINE)
+    assert output.strip().splitlines()[-1].endswith(" 1 failed")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["predict", "--help"]])

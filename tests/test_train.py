@@ -187,14 +187,14 @@ def _assert_same_checkpoint(first, second):
 
 
 def test_short_run_learns_mnist1d(tmp_path, mnist1d_cache):
-    config = _config(tmp_path, mnist1d_cache, epochs=6, limit_train=1000, limit_test=500, lr=1e-2)
+    config = _config(tmp_path, mnist1d_cache, epochs=12, limit_train=1000, limit_test=500, lr=2e-2)
     run = prepare_training(config)
     history = run.trainer.fit()
 
-    assert [record.epoch for record in history] == list(range(1, 7))
+    assert [record.epoch for record in history] == list(range(1, 13))
     # Ten classes: chance is 10 %.
     assert history[-1].train_acc > 0.6
-    assert history[-1].test_acc > 0.45
+    assert history[-1].test_acc > 0.6
     assert history[-1].train_loss < history[0].train_loss
     assert (tmp_path / "run" / "last.npz").exists()
     assert (tmp_path / "run" / "best.npz").exists()
@@ -308,6 +308,7 @@ def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, mnist1d_cache):
     assert _digest(trainer.best_path) == digests["best"]
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_nan_in_first_epoch_writes_no_checkpoint(tmp_path, mnist1d_cache):
     run = prepare_training(_config(tmp_path, mnist1d_cache, lr=1e30, optimizer="sgd", schedule="constant"))
     with pytest.raises(TrainingDiverged, match="at epoch 1, step .*no checkpoint was written"):

@@ -24,7 +24,7 @@ EXIT_INTERRUPTED = 130
 
 # Errors that mean bad input (options, data files, checkpoints), reported in
 # one line with EXIT_USAGE. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, TypeError, OSError)
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 
 
 class UsageError(Exception):
@@ -361,10 +361,12 @@ def command_train(args) -> int:
 # -- evaluate -----------------------------------------------------------------------
 
 
-def _normalization(metadata, arrays):
+def _normalization(arrays):
+    """Return the Standardizer stored in a training checkpoint's arrays."""
     from convgrad.datasets import Standardizer
 
-    return Standardizer(mean=arrays["extra/normalization/mean"], std=arrays["extra/normalization/std"])
+    prefix = "extra/normalization/"
+    return Standardizer.from_state_dict({key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)})
 
 
 def command_evaluate(args) -> int:
@@ -377,7 +379,7 @@ def command_evaluate(args) -> int:
         run = metadata["run"]
         data_dir = args.data_dir if args.data_dir is not None else run["config"].get("data_dir")
         dataset = limit_dataset(load_dataset(run["dataset"], data_dir), None, args.limit_test)
-        standardizer = _normalization(metadata, arrays)
+        standardizer = _normalization(arrays)
         x_test = model_input(standardizer.transform(dataset.x_test), tuple(metadata["input_shape"]), metadata["dtype"])
     except USER_ERRORS as error:
         return _fail("evaluate", error)
@@ -392,8 +394,8 @@ def command_evaluate(args) -> int:
 
     num_classes = run["num_classes"]
     names = run["class_names"] or [str(i) for i in range(num_classes)]
-    confusion = np.asarray(confusion_matrix(dataset.y_test, predictions, num_classes))
-    per_class = np.asarray(per_class_accuracy(dataset.y_test, predictions, num_classes))
+    confusion = confusion_matrix(predictions, dataset.y_test, num_classes)
+    per_class = per_class_accuracy(confusion)
     accuracy = float(np.mean(predictions == dataset.y_test))
 
     print(f"checkpoint {args.checkpoint}: {run['preset']} after epoch {metadata['epoch']}")
@@ -490,7 +492,7 @@ def command_predict(args) -> int:
         run = metadata["run"]
         input_shape = tuple(metadata["input_shape"])
         samples = read_samples(Path(args.file), input_shape, run.get("raw_input_range"))
-        standardizer = _normalization(metadata, arrays)
+        standardizer = _normalization(arrays)
         x = model_input(standardizer.transform(samples.astype(np.float32)), input_shape, metadata["dtype"])
     except USER_ERRORS as error:
         return _fail("predict", error)
@@ -524,7 +526,9 @@ def command_gradcheck(args) -> int:
             f"{result.name:<{name_width}}  {result.max_abs_error:>13.3e}  {result.max_rel_error:>13.3e}  "
             f"{'pass' if result.passed else 'FAIL'}"
         )
-    failed = [result.name for result in results if not result.passed]
+    failed = [result for result in results if not result.passed]
+    for result in failed:
+        print(f"{result.name}: {result.detail}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return EXIT_FAILURE if failed else EXIT_OK
 

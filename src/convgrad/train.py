@@ -835,10 +835,7 @@ def prepare_training(
         "class_names": list(dataset.class_names) if dataset.class_names is not None else None,
         "raw_input_range": RAW_INPUT_RANGE.get(config.dataset),
     }
-    metadata_arrays = {
-        "normalization/mean": np.asarray(standardizer.mean),
-        "normalization/std": np.asarray(standardizer.std),
-    }
+    metadata_arrays = {f"normalization/{key}": value for key, value in standardizer.state_dict().items()}
     trainer = Trainer(
         model,
         CrossEntropyLoss(),
@@ -917,8 +914,8 @@ def summarize_run(run: TrainingRun, total_seconds: float | None = None) -> tuple
     trainer = run.trainer
     dataset = run.dataset
     test_loss, test_acc, predictions = trainer.evaluate(trainer.x_test, trainer.y_test)
-    confusion = np.asarray(confusion_matrix(trainer.y_test, predictions, dataset.num_classes), dtype=np.int64)
-    per_class = np.asarray(per_class_accuracy(trainer.y_test, predictions, dataset.num_classes), dtype=np.float64)
+    confusion = confusion_matrix(predictions, trainer.y_test, dataset.num_classes)
+    per_class = per_class_accuracy(confusion)
 
     history = [record.as_dict() for record in trainer.history]
     metrics = {
