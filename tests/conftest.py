@@ -11,10 +11,13 @@ def assert_close(actual, expected, *, rtol, atol=0.0, context=""):
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"{context}: shape {actual.shape}, expected {expected.shape}"
-    both_nan = np.isnan(actual) & np.isnan(expected)
-    diff = np.where(both_nan, 0.0, np.abs(actual.astype(np.float64) - expected.astype(np.float64)))
-    tol = atol + rtol * np.abs(expected.astype(np.float64))
-    bad = ~(diff <= np.where(np.isinf(expected) & (actual == expected), np.inf, tol))
+    a64, e64 = actual.astype(np.float64), expected.astype(np.float64)
+    same_special = (np.isnan(a64) & np.isnan(e64)) | (np.isinf(e64) & (a64 == e64))
+    finite = np.isfinite(e64) & np.isfinite(a64)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(finite, np.abs(a64 - e64), np.inf)
+        tol = atol + rtol * np.abs(np.where(finite, e64, 0.0))
+    bad = ~same_special & ~(diff <= tol)
     if bad.any():
         index = np.unravel_index(np.argmax(np.where(bad, diff - tol, -np.inf)), expected.shape)
         pytest.fail(
