@@ -1,6 +1,6 @@
 """Losses, optimizers and learning-rate schedules compared with PyTorch 2.13.
 
-PyTorch (float64 unless a test says otherwise) is the oracle for values,
+PyTorch (float64 unless a test names another dtype) is the oracle for values,
 gradients, parameter trajectories and learning-rate sequences. Central finite
 differences check the loss gradients independently of PyTorch.
 """

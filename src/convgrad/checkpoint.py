@@ -52,8 +52,8 @@ def _check_arrays(arrays) -> dict[str, np.ndarray]:
             raise TypeError(f"arrays[{name!r}] must be a numpy.ndarray or scalar, got {type(value).__name__}")
         if array.dtype.hasobject:
             raise TypeError(
-                f"arrays[{name!r}] has dtype {array.dtype}, which needs pickling; "
-                "checkpoints store only numeric, boolean and string arrays"
+                f"arrays[{name!r}] has dtype {array.dtype}, which needs pickling. "
+                "Checkpoints store only numeric, boolean and string arrays"
             )
         checked[name] = array
     return checked

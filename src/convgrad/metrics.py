@@ -67,7 +67,7 @@ def confusion_matrix(pred, targets, num_classes: int) -> np.ndarray:
 
     ``matrix[i, j]`` is the number of samples of true class ``i`` that were
     predicted as class ``j``, so rows sum to the class frequencies and the
-    diagonal holds the correct predictions.
+    diagonal contains the correct predictions.
 
     Parameters
     ----------

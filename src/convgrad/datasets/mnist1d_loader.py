@@ -124,7 +124,9 @@ def _load_cache(path: Path) -> dict[str, np.ndarray] | None:
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz_file:
+        # The file is opened here, not by np.load, because np.load (numpy 2.4)
+        # leaves its own handle open when the zip archive is invalid.
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as npz_file:
             arrays = {key: npz_file[key] for key in npz_file.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         logger.warning("MNIST-1D cache %s is unreadable (%s); rebuilding it", path, error)

@@ -57,7 +57,7 @@ def _chebyshev_series(t: np.ndarray, coefficients: tuple[float, ...]) -> np.ndar
 
 
 def erf_chebyshev(x: np.ndarray) -> np.ndarray:
-    """Error function of a float array from two Chebyshev expansions; dtype is kept."""
+    """Compute the error function from two Chebyshev expansions, keeping the input's float dtype."""
     x = np.asarray(x)
     magnitude = np.abs(x)
     result = np.empty_like(x)
@@ -91,7 +91,7 @@ ERF_IMPLEMENTATION = "scipy.special.erf" if _scipy_erf is not None else "erf_che
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """Error function, element-wise; a float32 input gives a float32 output."""
+    """Compute the error function element-wise. A float32 input gives a float32 output."""
     if _scipy_erf is not None:
         return _scipy_erf(x)
     return erf_chebyshev(x)

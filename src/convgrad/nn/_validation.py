@@ -20,40 +20,6 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-def expand_tuple(value, size: int, name: str, minimum: int = 1) -> tuple[int, ...]:
-    """Expand an int or a sequence of ``size`` ints into a tuple of ints >= ``minimum``.
-
-    Parameters
-    ----------
-    value : int or sequence of int
-        One value for every spatial axis, or one per axis.
-    size : int
-        Number of spatial axes.
-    name : str
-        Argument name used in error messages.
-    minimum : int
-        Smallest allowed entry (1 for kernel sizes and strides, 0 for padding).
-    """
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        entries = (int(value),) * size
-    elif isinstance(value, (tuple, list)):
-        if len(value) != size:
-            raise ValueError(f"{name} must have {size} entries (one per spatial axis), got {value!r}")
-        for entry in value:
-            if isinstance(entry, bool) or not isinstance(entry, numbers.Integral):
-                raise TypeError(f"{name} entries must be ints, got {value!r}")
-        entries = tuple(int(entry) for entry in value)
-    else:
-        raise TypeError(
-            f"{name} must be an int or a sequence of {size} ints, got {value!r} "
-            f"of type {type(value).__name__}"
-        )
-
-    if any(entry < minimum for entry in entries):
-        raise ValueError(f"{name} entries must be >= {minimum}, got {value!r}")
-    return entries
-
-
 def check_float_dtype(dtype) -> np.dtype:
     """Return ``dtype`` as a ``numpy.dtype`` after checking that it is a float type."""
     try:
@@ -71,8 +37,8 @@ def check_rng(rng) -> np.random.Generator:
         return np.random.default_rng()
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
-            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
-            "create one with numpy.random.default_rng(seed)"
+            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}. "
+            "Create one with numpy.random.default_rng(seed)"
         )
     return rng
 

@@ -62,7 +62,7 @@ class LeakyReLU(Module):
 
 
 class Tanh(Module):
-    """Hyperbolic tangent; its derivative ``1 - tanh(x)**2`` reuses the output."""
+    """Hyperbolic tangent. Backward computes the derivative ``1 - tanh(x)**2`` from the stored output."""
 
     def __init__(self):
         super().__init__()
@@ -90,7 +90,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Module):
-    """Logistic function, computed without overflow; derivative ``s * (1 - s)``."""
+    """Logistic function ``s(x)``, computed without overflow, with derivative ``s * (1 - s)``."""
 
     def __init__(self):
         super().__init__()

@@ -22,14 +22,14 @@ class Dropout(Module):
     p : float
         Drop probability in ``[0, 1]`` (default 0.5).
     rng : numpy.random.Generator, optional
-        Source of the masks; a fresh unseeded generator when None. Passing a
+        Source of the masks. None uses a fresh unseeded generator. Passing a
         seeded generator makes the sequence of masks reproducible.
 
     Attributes
     ----------
     mask : numpy.ndarray or None
         Scaled mask of the last training-mode forward (``0`` or ``1 / (1 - p)``
-        per element, in the input's dtype); None after an evaluation-mode forward.
+        per element, in the input's dtype), or None after an evaluation-mode forward.
     """
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None):

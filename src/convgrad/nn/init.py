@@ -1,7 +1,7 @@
 """Weight initializers.
 
 Each initializer fills an array (or a ``Parameter``'s data) in place and
-returns it. Random values are drawn in float64 from the given
+returns it. An array with no elements is returned unchanged, as in PyTorch. Random values are drawn in float64 from the given
 ``numpy.random.Generator`` and then cast to the array's dtype, so one seed
 gives the same values, up to rounding, in float32 and float64.
 
@@ -67,8 +67,6 @@ def _select_fan(shape, mode: str) -> int:
         fan = fan_out
     else:
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    if fan == 0:
-        raise ValueError(f"cannot initialize a weight of shape {tuple(shape)}: its {mode} is 0")
     return fan
 
 
@@ -149,6 +147,8 @@ def kaiming_uniform(
     ``fan_out`` (preserves backward variance).
     """
     array = _as_array(tensor)
+    if array.size == 0:
+        return tensor
     fan = _select_fan(array.shape, mode)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
     return uniform(tensor, -bound, bound, rng)
@@ -166,6 +166,8 @@ def kaiming_normal(
     Arguments mean the same as in ``kaiming_uniform``.
     """
     array = _as_array(tensor)
+    if array.size == 0:
+        return tensor
     fan = _select_fan(array.shape, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     return normal(tensor, 0.0, std, rng)
@@ -174,9 +176,9 @@ def kaiming_normal(
 def xavier_uniform(tensor, gain: float = 1.0, rng: np.random.Generator | None = None):
     """Fill ``tensor`` with Glorot initialization: uniform in ``±gain * sqrt(6 / (fan_in + fan_out))``."""
     array = _as_array(tensor)
+    if array.size == 0:
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(array.shape)
-    if fan_in + fan_out == 0:
-        raise ValueError(f"cannot initialize a weight of shape {array.shape}: fan_in + fan_out is 0")
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform(tensor, -bound, bound, rng)
 
@@ -184,9 +186,9 @@ def xavier_uniform(tensor, gain: float = 1.0, rng: np.random.Generator | None = 
 def xavier_normal(tensor, gain: float = 1.0, rng: np.random.Generator | None = None):
     """Fill ``tensor`` with Glorot initialization: ``N(0, gain**2 * 2 / (fan_in + fan_out))``."""
     array = _as_array(tensor)
+    if array.size == 0:
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(array.shape)
-    if fan_in + fan_out == 0:
-        raise ValueError(f"cannot initialize a weight of shape {array.shape}: fan_in + fan_out is 0")
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     return normal(tensor, 0.0, std, rng)
 

@@ -28,7 +28,7 @@ class Linear(Module):
     dtype : numpy floating dtype
         dtype of the parameters (default float32).
     rng : numpy.random.Generator, optional
-        Source of the initial values; a fresh unseeded generator when None.
+        Source of the initial values. None uses a fresh unseeded generator.
 
     Attributes
     ----------
@@ -39,7 +39,7 @@ class Linear(Module):
 
     Notes
     -----
-    Input has shape ``(N, in_features)``; any number of leading axes is
+    Input has shape ``(N, in_features)``, but any number of leading axes is
     accepted, as in PyTorch, and the output keeps them:
     ``(*, in_features) -> (*, out_features)``.
     """

@@ -35,7 +35,7 @@ from convgrad.nn.module import Module, Parameter
 
 
 class _BatchNorm(Module):
-    """Shared implementation; subclasses set the accepted input ranks."""
+    """Shared implementation. Subclasses set the accepted input ranks."""
 
     allowed_ndims: tuple[int, ...] = ()
     layout = ""

@@ -1,7 +1,7 @@
 """Gradient-descent optimizers that update ``Parameter.data`` in place.
 
 The update rules are those of ``torch.optim.SGD``, ``torch.optim.Adam`` and
-``torch.optim.AdamW`` (PyTorch 2.x, single-tensor code path, no ``maximize``,
+``torch.optim.AdamW`` (PyTorch 2.13, single-tensor code path, no ``maximize``,
 no ``amsgrad``), written out with NumPy. An optimizer has one set of
 hyperparameters for all of its parameters (PyTorch calls this one parameter
 group).

@@ -17,25 +17,20 @@ import math
 
 import numpy as np
 
-from convgrad.nn._validation import (
-    as_float_array,
-    check_grad_shape,
-    check_ndim,
-    expand_tuple,
-    require_forward,
-)
+from convgrad.geometry import expand_ints
+from convgrad.nn._validation import as_float_array, check_grad_shape, check_ndim, require_forward
 from convgrad.nn.module import Module
 
 
 def _window_slices(offset, stride, output_shape) -> tuple[slice, ...]:
-    # Slice of the padded spatial axes that holds element ``offset`` of every window.
+    # Slices of the padded spatial axes that contain element ``offset`` of every window.
     return tuple(
         slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, output_shape)
     )
 
 
 class _PoolNd(Module):
-    """Shared geometry of the windowed pooling layers; ``spatial_dims`` is 1 or 2."""
+    """Shared geometry of the windowed pooling layers over ``spatial_dims`` (1 or 2) axes."""
 
     spatial_dims = 0
 
@@ -43,9 +38,9 @@ class _PoolNd(Module):
         super().__init__()
         d = self.spatial_dims
         name = type(self).__name__
-        self.kernel_size = expand_tuple(kernel_size, d, "kernel_size")
-        self.stride = self.kernel_size if stride is None else expand_tuple(stride, d, "stride")
-        self.padding = expand_tuple(padding, d, "padding", minimum=0)
+        self.kernel_size = expand_ints("kernel_size", kernel_size, d, minimum=1)
+        self.stride = self.kernel_size if stride is None else expand_ints("stride", stride, d, minimum=1)
+        self.padding = expand_ints("padding", padding, d, minimum=0)
         for k, p in zip(self.kernel_size, self.padding):
             if 2 * p > k:
                 raise ValueError(
@@ -94,7 +89,7 @@ class _PoolNd(Module):
 
 
 class _MaxPoolNd(_PoolNd):
-    """Maximum over each window; backward routes the gradient to the argmax.
+    """Maximum over each window. Backward routes the gradient to the argmax.
 
     Padding is filled with ``-inf`` so it never wins. When several elements of
     a window share the maximum, the first in row-major window order receives

@@ -3,7 +3,7 @@
 Each schedule computes the learning rate from a closed formula in the step
 counter ``last_epoch``, so the rate after ``k`` calls of ``step`` depends only
 on ``k`` and the constructor arguments. The values equal those of the
-PyTorch 2.x schedulers of the same names up to floating-point rounding.
+PyTorch 2.13 schedulers of the same names up to floating-point rounding.
 PyTorch's StepLR and CosineAnnealingLR update the rate recursively from the
 optimizer's current rate, which can differ from the closed formula in the
 last few bits.
@@ -373,7 +373,7 @@ class OneCycleLR(LRScheduler):
                 self.optimizer.momentum = momentum
 
     def step(self) -> None:
-        """Advance by one step and set the rate (and momentum); raise past ``total_steps``."""
+        """Advance by one step and set the rate and momentum. Raise ValueError past ``total_steps``."""
         if self.last_epoch + 1 > self.total_steps:
             raise ValueError(
                 f"OneCycleLR.step called {self.last_epoch + 1} times, more than total_steps={self.total_steps}"

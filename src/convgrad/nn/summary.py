@@ -43,16 +43,17 @@ def summary(model: Module, input_shape, dtype=None) -> str:
         Shape of one sample, without the batch axis, e.g. ``(1, 28, 28)``.
         The forward pass uses a batch of 1.
     dtype : numpy floating dtype, optional
-        dtype of the zeros; defaults to the dtype of the model's first
+        dtype of the zeros. The default is the dtype of the model's first
         parameter, or float32 when it has none.
 
     Returns
     -------
     str
-        One row per leaf module (a module without children) and per module
-        that owns parameters, in the order of their first forward call: dotted
-        name, type, output shape (batch axis included, so it starts with 1) and
-        the number of parameters the module owns. Totals follow. Modules that
+        A table with one row per leaf module (a module without children) and
+        per module that owns parameters, in the order of their first forward
+        call. Columns: dotted name, type, output shape (batch axis included,
+        so it starts with 1) and the number of parameters the module owns.
+        Totals follow. Modules that
         the forward pass never calls are listed at the end with output shape
         ``-``.
 
