@@ -340,10 +340,10 @@ def test_gradcheck_passes(capsys):
 
 
 def test_gradcheck_reports_wrong_gradient(capsys, monkeypatch):
-    from convgrad import nn
+    from convgrad.nn.activation import Tanh
 
-    real_backward = nn.Tanh.backward
-    monkeypatch.setattr(nn.Tanh, "backward", lambda self, grad_output: 1.01 * real_backward(self, grad_output))
+    real_backward = Tanh.backward
+    monkeypatch.setattr(Tanh, "backward", lambda self, grad_output: 1.01 * real_backward(self, grad_output))
     assert main(["gradcheck"]) == 1
     output = capsys.readouterr().out
     failing = [line for line in output.splitlines() if line.rstrip().endswith("FAIL")]

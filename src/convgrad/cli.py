@@ -535,7 +535,7 @@ def command_gradcheck(args) -> int:
 
 def command_summary(args) -> int:
     from convgrad import models
-    from convgrad.nn import summary
+    from convgrad.nn.summary import summary
 
     preset = models.get_preset(args.model)
     model = preset.build(10, np.random.default_rng(0), np.float32)

@@ -18,7 +18,14 @@ from typing import Callable
 
 import numpy as np
 
-from convgrad import nn
+from convgrad.nn.activation import ReLU
+from convgrad.nn.container import Sequential
+from convgrad.nn.conv import Conv1d, Conv2d
+from convgrad.nn.dropout import Dropout
+from convgrad.nn.linear import Linear
+from convgrad.nn.normalization import BatchNorm1d, BatchNorm2d
+from convgrad.nn.pooling import GlobalAvgPool, MaxPool1d, MaxPool2d
+from convgrad.nn.reshape import Flatten
 
 
 def _conv1d_bn_relu(in_channels, out_channels, kernel_size, rng, dtype):
@@ -28,22 +35,22 @@ def _conv1d_bn_relu(in_channels, out_channels, kernel_size, rng, dtype):
     subtracts the per-channel mean, which would cancel any bias.
     """
     return [
-        nn.Conv1d(in_channels, out_channels, kernel_size, padding="same", bias=False, rng=rng, dtype=dtype),
-        nn.BatchNorm1d(out_channels, dtype=dtype),
-        nn.ReLU(),
+        Conv1d(in_channels, out_channels, kernel_size, padding="same", bias=False, rng=rng, dtype=dtype),
+        BatchNorm1d(out_channels, dtype=dtype),
+        ReLU(),
     ]
 
 
 def _conv2d_bn_relu(in_channels, out_channels, rng, dtype):
     """Return a bias-free 3x3 'same' Conv2d followed by BatchNorm2d and ReLU."""
     return [
-        nn.Conv2d(in_channels, out_channels, 3, padding="same", bias=False, rng=rng, dtype=dtype),
-        nn.BatchNorm2d(out_channels, dtype=dtype),
-        nn.ReLU(),
+        Conv2d(in_channels, out_channels, 3, padding="same", bias=False, rng=rng, dtype=dtype),
+        BatchNorm2d(out_channels, dtype=dtype),
+        ReLU(),
     ]
 
 
-def build_mnist1d_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> nn.Sequential:
+def build_mnist1d_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Sequential:
     """Build the default MNIST-1D network (97,578 parameters for 10 classes).
 
     Three blocks of two Conv1d-BatchNorm1d-ReLU units with 32, 64 and 128
@@ -58,23 +65,23 @@ def build_mnist1d_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float
     layers = []
     layers += _conv1d_bn_relu(1, 32, 5, rng, dtype)
     layers += _conv1d_bn_relu(32, 32, 3, rng, dtype)
-    layers.append(nn.MaxPool1d(2))
+    layers.append(MaxPool1d(2))
     layers += _conv1d_bn_relu(32, 64, 3, rng, dtype)
     layers += _conv1d_bn_relu(64, 64, 3, rng, dtype)
-    layers.append(nn.MaxPool1d(2))
+    layers.append(MaxPool1d(2))
     layers += _conv1d_bn_relu(64, 128, 3, rng, dtype)
     layers += _conv1d_bn_relu(128, 128, 3, rng, dtype)
-    layers.append(nn.MaxPool1d(2))
+    layers.append(MaxPool1d(2))
     layers += [
-        nn.GlobalAvgPool(),
-        nn.Flatten(),
-        nn.Dropout(0.2, rng=rng),
-        nn.Linear(128, num_classes, rng=rng, dtype=dtype),
+        GlobalAvgPool(),
+        Flatten(),
+        Dropout(0.2, rng=rng),
+        Linear(128, num_classes, rng=rng, dtype=dtype),
     ]
-    return nn.Sequential(*layers)
+    return Sequential(*layers)
 
 
-def build_tiny1d(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> nn.Sequential:
+def build_tiny1d(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Sequential:
     """Build a two-convolution 1-D network for fast tests (about 1.8k parameters).
 
     Conv1d(1, 8, 5)-BatchNorm1d-ReLU-MaxPool1d(2), Conv1d(8, 16, 3)-
@@ -83,19 +90,19 @@ def build_tiny1d(num_classes: int, rng: np.random.Generator, dtype=np.float32) -
     """
     layers = []
     layers += _conv1d_bn_relu(1, 8, 5, rng, dtype)
-    layers.append(nn.MaxPool1d(2))
+    layers.append(MaxPool1d(2))
     layers += _conv1d_bn_relu(8, 16, 3, rng, dtype)
-    layers.append(nn.MaxPool1d(2))
+    layers.append(MaxPool1d(2))
     layers += [
-        nn.GlobalAvgPool(),
-        nn.Flatten(),
-        nn.Dropout(0.1, rng=rng),
-        nn.Linear(16, num_classes, rng=rng, dtype=dtype),
+        GlobalAvgPool(),
+        Flatten(),
+        Dropout(0.1, rng=rng),
+        Linear(16, num_classes, rng=rng, dtype=dtype),
     ]
-    return nn.Sequential(*layers)
+    return Sequential(*layers)
 
 
-def build_fashion_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> nn.Sequential:
+def build_fashion_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Sequential:
     """Build the default network for 28x28 grayscale images.
 
     Two blocks of two 3x3 Conv2d-BatchNorm2d-ReLU units with 32 and 64
@@ -107,19 +114,19 @@ def build_fashion_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float
     layers = []
     layers += _conv2d_bn_relu(1, 32, rng, dtype)
     layers += _conv2d_bn_relu(32, 32, rng, dtype)
-    layers.append(nn.MaxPool2d(2))
+    layers.append(MaxPool2d(2))
     layers += _conv2d_bn_relu(32, 64, rng, dtype)
     layers += _conv2d_bn_relu(64, 64, rng, dtype)
-    layers.append(nn.MaxPool2d(2))
+    layers.append(MaxPool2d(2))
     layers += [
-        nn.Flatten(),
-        nn.Dropout(0.3, rng=rng),
-        nn.Linear(64 * 7 * 7, num_classes, rng=rng, dtype=dtype),
+        Flatten(),
+        Dropout(0.3, rng=rng),
+        Linear(64 * 7 * 7, num_classes, rng=rng, dtype=dtype),
     ]
-    return nn.Sequential(*layers)
+    return Sequential(*layers)
 
 
-def build_fashion_small(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> nn.Sequential:
+def build_fashion_small(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Sequential:
     """Build a small 2-D network for tests (about 1.5k parameters).
 
     Conv2d(1, 8, 3)-BatchNorm2d-ReLU-MaxPool2d(2), Conv2d(8, 16, 3)-
@@ -128,15 +135,15 @@ def build_fashion_small(num_classes: int, rng: np.random.Generator, dtype=np.flo
     """
     layers = []
     layers += _conv2d_bn_relu(1, 8, rng, dtype)
-    layers.append(nn.MaxPool2d(2))
+    layers.append(MaxPool2d(2))
     layers += _conv2d_bn_relu(8, 16, rng, dtype)
-    layers.append(nn.MaxPool2d(2))
+    layers.append(MaxPool2d(2))
     layers += [
-        nn.GlobalAvgPool(),
-        nn.Flatten(),
-        nn.Linear(16, num_classes, rng=rng, dtype=dtype),
+        GlobalAvgPool(),
+        Flatten(),
+        Linear(16, num_classes, rng=rng, dtype=dtype),
     ]
-    return nn.Sequential(*layers)
+    return Sequential(*layers)
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,7 @@ class Preset:
     """
 
     name: str
-    build: Callable[..., "nn.Sequential"]
+    build: Callable[..., Sequential]
     input_shape: tuple[int, ...]
     datasets: tuple[str, ...]
     description: str
@@ -206,7 +213,7 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def build_model(name: str, num_classes: int, rng: np.random.Generator, dtype=np.float32) -> "nn.Sequential":
+def build_model(name: str, num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Sequential:
     """Build the preset ``name`` with ``num_classes`` outputs from ``rng``."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
