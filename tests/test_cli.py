@@ -265,7 +265,7 @@ def test_predict_npy_sample_and_batch(mnist1d_run, mnist1d_cache, tmp_path, caps
 
     # Independent oracle: the stored model on the stored normalization.
     from convgrad.checkpoint import load_checkpoint
-    from convgrad.train import load_trained_model
+    from convgrad.run import load_trained_model
 
     model, _, _ = load_trained_model(mnist1d_run / "last.npz")
     arrays, _ = load_checkpoint(mnist1d_run / "last.npz")

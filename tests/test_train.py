@@ -12,16 +12,8 @@ import pytest
 
 from convgrad import models
 from trainer_support import mnist1d_cache  # noqa: F401 - pytest fixture
-from convgrad.train import (
-    TrainConfig,
-    Trainer,
-    TrainingDiverged,
-    flatten_state,
-    load_trained_model,
-    prepare_training,
-    summarize_run,
-    unflatten_state,
-)
+from convgrad.run import TrainConfig, load_trained_model, prepare_training, summarize_run
+from convgrad.train import Trainer, TrainingDiverged, flatten_state, unflatten_state
 
 torch = pytest.importorskip("torch")
 

@@ -76,7 +76,7 @@ def _non_negative_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with its five subcommands."""
-    from convgrad import models, train
+    from convgrad import models, run as train_run
 
     parser = _Parser(
         prog="convgrad",
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults_text = "; ".join(
         f"{name}: {values['epochs']} epochs of batch {values['batch_size']}, model {models.DEFAULT_PRESETS[name]}"
-        for name, values in train.DATASET_DEFAULTS.items()
+        for name, values in train_run.DATASET_DEFAULTS.items()
     )
     train_parser = commands.add_parser(
         "train",
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     train_parser.add_argument(
-        "--dataset", choices=train.DATASET_NAMES, help="dataset to train on (default: mnist1d)"
+        "--dataset", choices=train_run.DATASET_NAMES, help="dataset to train on (default: mnist1d)"
     )
     train_parser.add_argument(
         "--data-dir",
@@ -119,26 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         help=(
             "peak learning rate: the maximum of onecycle, the start of cosine and step, the rate of constant "
-            f"(default: {train.DEFAULT_LR['adamw']:g} for adamw and adam, {train.DEFAULT_LR['sgd']:g} for sgd)"
+            f"(default: {train_run.DEFAULT_LR['adamw']:g} for adamw and adam, {train_run.DEFAULT_LR['sgd']:g} for sgd)"
         ),
     )
     train_parser.add_argument(
         "--weight-decay",
         type=_non_negative_float,
-        help=f"decoupled weight decay for adamw, L2 penalty for adam and sgd (default: {train.DEFAULT_WEIGHT_DECAY:g})",
+        help=f"decoupled weight decay for adamw, L2 penalty for adam and sgd (default: {train_run.DEFAULT_WEIGHT_DECAY:g})",
     )
     train_parser.add_argument(
         "--optimizer",
-        choices=train.OPTIMIZER_NAMES,
-        help=f"optimizer; sgd uses momentum {train.SGD_MOMENTUM:g} (default: adamw)",
+        choices=train_run.OPTIMIZER_NAMES,
+        help=f"optimizer; sgd uses momentum {train_run.SGD_MOMENTUM:g} (default: adamw)",
     )
     train_parser.add_argument(
         "--schedule",
-        choices=train.SCHEDULE_NAMES,
+        choices=train_run.SCHEDULE_NAMES,
         help=(
             "learning-rate schedule, stepped after every minibatch: onecycle (warm-up to --lr, then cosine "
             "decay), cosine (decay from --lr to 0), step (times "
-            f"{train.STEP_SCHEDULE_GAMMA:g} after each third of the steps), constant (default: onecycle)"
+            f"{train_run.STEP_SCHEDULE_GAMMA:g} after each third of the steps), constant (default: onecycle)"
         ),
     )
     train_parser.add_argument(
@@ -282,7 +282,7 @@ _CONFIG_OPTIONS = (
 
 def _train_config(args) -> "TrainConfig":
     """Turn the parsed options into a TrainConfig, merging the stored one on --resume."""
-    from convgrad.train import RESUMABLE_CHANGES, TrainConfig, stored_config
+    from convgrad.run import RESUMABLE_CHANGES, TrainConfig, stored_config
 
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
     dataset = given.get("dataset", "mnist1d")
@@ -311,7 +311,8 @@ def _train_config(args) -> "TrainConfig":
 
 def command_train(args) -> int:
     from convgrad.report import write_report
-    from convgrad.train import TrainingDiverged, prepare_training, summarize_run
+    from convgrad.run import prepare_training, summarize_run
+    from convgrad.train import TrainingDiverged
 
     started = time.perf_counter()
     stream = None if args.quiet else sys.stderr
@@ -372,7 +373,8 @@ def _normalization(arrays):
 def command_evaluate(args) -> int:
     from convgrad.metrics import confusion_matrix, per_class_accuracy
     from convgrad.nn.losses import CrossEntropyLoss
-    from convgrad.train import limit_dataset, load_dataset, load_trained_model, model_input
+    from convgrad.run import limit_dataset, load_dataset, load_trained_model
+    from convgrad.train import model_input
 
     try:
         model, metadata, arrays = load_trained_model(args.checkpoint)
@@ -485,7 +487,8 @@ def _read_image(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndarr
 
 
 def command_predict(args) -> int:
-    from convgrad.train import load_trained_model, model_input
+    from convgrad.run import load_trained_model
+    from convgrad.train import model_input
 
     try:
         model, metadata, arrays = load_trained_model(args.checkpoint)
