@@ -366,7 +366,7 @@ def test_report_files_are_valid(tmp_path, mnist1d_cache):
 
     run = prepare_training(_config(tmp_path, mnist1d_cache, epochs=2))
     run.trainer.fit()
-    metrics, confusion = summarize_run(run, total_seconds=1.0)
+    metrics, confusion = summarize_run(run)
     written = write_report(tmp_path / "run", metrics, run.trainer.model, confusion, run.dataset.class_names)
     assert sorted(path.name for path in written) == ["confusion.png", "curves.png", "filters.png", "metrics.json"]
 

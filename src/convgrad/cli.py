@@ -10,9 +10,9 @@ error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_parser.add_argument(
         "--data-dir",
+        metavar="DIR",
         help=(
             "directory with the four IDX files of fashion-mnist or mnist (default for fashion-mnist: "
             "/usr/share/datasets/fashion-mnist); for mnist1d, the cache directory of the generated data "
@@ -112,11 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument(
         "--model", choices=tuple(models.PRESETS), help="model preset (default: the dataset's preset, see above)"
     )
-    train_parser.add_argument("--epochs", type=_positive_int, help="number of passes over the training split")
-    train_parser.add_argument("--batch-size", type=_positive_int, help="training samples per minibatch")
+    train_parser.add_argument("--epochs", type=_positive_int, metavar="N", help="number of passes over the training split")
+    train_parser.add_argument("--batch-size", type=_positive_int, metavar="N", help="training samples per minibatch")
     train_parser.add_argument(
         "--lr",
         type=_non_negative_float,
+        metavar="RATE",
         help=(
             "peak learning rate: the maximum of onecycle, the start of cosine and step, the rate of constant "
             f"(default: {train_run.DEFAULT_LR['adamw']:g} for adamw and adam, {train_run.DEFAULT_LR['sgd']:g} for sgd)"
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument(
         "--weight-decay",
         type=_non_negative_float,
+        metavar="COEFFICIENT",
         help=f"decoupled weight decay for adamw, L2 penalty for adam and sgd (default: {train_run.DEFAULT_WEIGHT_DECAY:g})",
     )
     train_parser.add_argument(
@@ -144,20 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument(
         "--seed",
         type=_non_negative_int,
+        metavar="N",
         help="seed of the generator behind initialization, shuffling and dropout (default: 0)",
     )
-    train_parser.add_argument("--out", help="output directory (default: runs/DATASET)")
+    train_parser.add_argument("--out", metavar="DIR", help="output directory, created if missing (default: runs/DATASET)")
     train_parser.add_argument(
         "--resume",
         action="store_true",
         help=(
-            "continue from OUT/last.npz with its stored settings; the result equals an uninterrupted run. "
-            "Options given with --resume must match the stored ones"
+            "continue from DIR/last.npz with its stored settings; on the same machine the result is bit for "
+            "bit that of an uninterrupted run. Options given with --resume must match the stored ones"
         ),
     )
     train_parser.add_argument(
         "--patience",
         type=_positive_int,
+        metavar="EPOCHS",
         help="stop after this many epochs without a new best test accuracy (default: off)",
     )
     train_parser.add_argument(
@@ -180,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     evaluate_parser.add_argument("checkpoint", metavar="CHECKPOINT", help="last.npz or best.npz of a run")
-    evaluate_parser.add_argument("--data-dir", help="dataset directory, as for train (default: as for train)")
+    evaluate_parser.add_argument("--data-dir", metavar="DIR", help="dataset directory, as for train (default: as for train)")
     evaluate_parser.add_argument("--limit-test", type=_positive_int, metavar="N", help="use the first N test samples")
     evaluate_parser.set_defaults(handler=command_evaluate)
 
@@ -304,8 +309,6 @@ def _train_config(args) -> "TrainConfig":
     overrides = {"out": out}
     if "data_dir" in given:
         overrides["data_dir"] = given["data_dir"]
-    import dataclasses
-
     return dataclasses.replace(stored, **overrides)
 
 
@@ -314,7 +317,6 @@ def command_train(args) -> int:
     from convgrad.run import prepare_training, summarize_run
     from convgrad.train import TrainingDiverged
 
-    started = time.perf_counter()
     stream = None if args.quiet else sys.stderr
     progress = not args.quiet and sys.stderr.isatty()
     try:
@@ -346,15 +348,14 @@ def command_train(args) -> int:
         )
         return EXIT_INTERRUPTED
 
-    total_seconds = time.perf_counter() - started
-    metrics, confusion = summarize_run(run, total_seconds=total_seconds)
+    metrics, confusion = summarize_run(run)
     write_report(run.config.out, metrics, trainer.model, confusion, run.dataset.class_names)
 
     final = metrics["final"]
     best = metrics["best"]
     print(
         f"test accuracy {final['test_acc']:.4f} (best {best['test_acc']:.4f} at epoch {best['epoch']}) "
-        f"after {trainer.epoch} epochs; {total_seconds:.1f} s in this process; report in {run.config.out}"
+        f"after {trainer.epoch} epochs in {metrics['train_seconds_total']:.1f} s; report in {run.config.out}"
     )
     return EXIT_OK
 

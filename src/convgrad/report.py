@@ -127,6 +127,8 @@ def _figure(width: float, height: float):
 
 def plot_curves(records: Sequence[dict], path) -> None:
     """Plot loss and accuracy per epoch, train and test, into a PNG at ``path``."""
+    from matplotlib.ticker import MaxNLocator
+
     figure = _figure(10, 4)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = [record["epoch"] for record in records]
@@ -136,6 +138,7 @@ def plot_curves(records: Sequence[dict], path) -> None:
     loss_axes.set(xlabel="epoch", ylabel="mean cross-entropy", title="Loss")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for axes in (loss_axes, accuracy_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend()
     figure.savefig(path)

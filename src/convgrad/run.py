@@ -322,7 +322,7 @@ def _check_choice(name: str, value, choices: tuple) -> None:
 # -- after training --------------------------------------------------------------
 
 
-def summarize_run(run: TrainingRun, total_seconds: float | None = None) -> tuple[dict, np.ndarray]:
+def summarize_run(run: TrainingRun) -> tuple[dict, np.ndarray]:
     """Evaluate the final model on the test split and collect the report data.
 
     Returns
@@ -364,10 +364,12 @@ def summarize_run(run: TrainingRun, total_seconds: float | None = None) -> tuple
             "per_class_accuracy": [_json_number(value) for value in per_class],
             "confusion_matrix": confusion.tolist(),
         },
+        # Training and test evaluation time of every epoch, including epochs
+        # run before a resume, without data loading and report writing.
         "seconds_per_epoch_mean": (
             float(np.mean([record["seconds"] for record in history])) if history else None
         ),
-        "total_seconds": total_seconds,
+        "train_seconds_total": float(sum(record["seconds"] for record in history)),
         "versions": versions(),
     }
     return metrics, confusion
