@@ -436,6 +436,8 @@ def read_samples(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndar
         If the array's shape fits neither one sample nor a batch, the image
         cannot be used by this model, or the file cannot be read.
     """
+    if not path.is_file():
+        raise FileNotFoundError(f"input file {path} not found")
     if path.suffix.lower() == ".npy":
         try:
             array = np.load(path, allow_pickle=False)
@@ -520,7 +522,7 @@ def command_predict(args) -> int:
 
 
 def command_gradcheck(args) -> int:
-    from convgrad.gradcheck_suite import run_all
+    from convgrad.gradcheck_suite import run_all, tolerances
 
     results = run_all(seed=args.seed)
     name_width = max(len(result.name) for result in results)
@@ -531,6 +533,11 @@ def command_gradcheck(args) -> int:
             f"{'pass' if result.passed else 'FAIL'}"
         )
     failed = [result for result in results if not result.passed]
+    atol, rtol = tolerances()
+    print(
+        f"an element passes when |analytic - numeric| <= {atol:g} + {rtol:g} * |numeric|, so the max rel error "
+        "can exceed the relative tolerance at elements whose gradient is close to 0"
+    )
     for result in failed:
         print(f"{result.name}: {result.detail}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")

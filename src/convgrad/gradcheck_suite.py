@@ -8,7 +8,8 @@ relative error over all arguments and parameters.
 
 The configurations reach the corners that a plain check would miss: strides
 that leave a remainder, dilation, groups, even kernels, per-side and 'same'
-padding and the non-zero padding modes.
+padding and the non-zero padding modes. ``conv_input_grad`` and
+``conv_weight_grad`` are checked as the backward pass of ``conv``.
 """
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ def layer_checks() -> list[tuple[str, Callable[[np.random.Generator], CheckResul
             (2, 3, 5),
         ),
         ("ConvTranspose2d stride 2", lambda r: nn.ConvTranspose2d(2, 3, 2, stride=2, rng=r, dtype=f64), (1, 2, 3, 4)),
+        ("ConvTranspose3d", lambda r: nn.ConvTranspose3d(2, 2, 2, stride=(1, 2, 1), rng=r, dtype=f64), (1, 2, 2, 2, 3)),
         ("Linear", lambda r: nn.Linear(5, 3, rng=r, dtype=f64), (4, 5)),
         ("ReLU", lambda r: nn.ReLU(), (3, 7)),
         ("LeakyReLU", lambda r: nn.LeakyReLU(0.1), (3, 7)),
@@ -232,6 +234,16 @@ def layer_checks() -> list[tuple[str, Callable[[np.random.Generator], CheckResul
         return lambda rng: _module_check(name, build(rng), shape, rng)
 
     return [(name, make(name, build, shape)) for name, build, shape in cases]
+
+
+def tolerances() -> tuple[float, float]:
+    """Return the (atol, rtol) that every check uses: the defaults of ``convgrad.gradcheck``."""
+    import inspect
+
+    import convgrad
+
+    parameters = inspect.signature(convgrad.gradcheck).parameters
+    return parameters["atol"].default, parameters["rtol"].default
 
 
 def run_all(seed: int = 0) -> list[CheckResult]:

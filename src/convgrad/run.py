@@ -1,6 +1,6 @@
 """Training runs built from a configuration, and finished runs read back.
 
-:class:`TrainConfig` holds every setting of ``convgrad train``.
+:class:`TrainConfig` contains every setting of ``convgrad train``.
 :func:`prepare_training` loads and normalizes the data and builds the model,
 optimizer, schedule and :class:`convgrad.train.Trainer` from it.
 :func:`summarize_run` collects the report of a finished run, and

@@ -9,10 +9,10 @@ split after each epoch and writes two checkpoints into its output directory:
     Written whenever the test accuracy improves on every earlier epoch.
 
 Both contain the model's parameters and buffers, the optimizer and schedule
-state, the state of every random generator the run uses, the epoch, the
-metrics history and whatever ``metadata`` the caller adds (the command line
-adds the configuration, the preset and dataset names and the normalization
-statistics). Training is deterministic given the seed because one
+state, the state of every random generator the run uses, the epoch and the
+metrics history. They also store the ``metadata`` the caller passes, which for
+the command line is the configuration, the preset and dataset names and the
+normalization statistics. Training is deterministic given the seed because one
 ``numpy.random.Generator`` draws the initial weights, the shuffling order and
 the dropout masks, and its state is saved with the weights. A run stopped after
 epoch k and resumed therefore ends with the same bits as an uninterrupted run
