@@ -21,7 +21,8 @@ from convgrad.nn.linear import Linear
 from convgrad.nn.normalization import BatchNorm1d, BatchNorm2d
 from convgrad.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 from convgrad.nn.reshape import Flatten
-from layer_checks import check_against_torch, check_finite_differences
+from convgrad.gradcheck import gradcheck_module
+from layer_checks import check_against_torch
 
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 
@@ -110,7 +111,7 @@ def test_layer_finite_differences(name, factory, shape):
     if name.startswith("MaxPool"):
         # Distinct values spaced far beyond the step keep the argmax fixed.
         x = rng.permutation(x.size).reshape(shape) * 0.01
-    check_finite_differences(layer, x, rng)
+    gradcheck_module(layer, x)
 
 
 def test_maxpool_ties_route_to_first_max_like_torch():

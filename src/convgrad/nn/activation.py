@@ -25,8 +25,8 @@ class ReLU(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float_array(x)
         self.positive_mask = x > 0
-        # np.maximum propagates NaN like PyTorch and, unlike np.where on a
-        # random mask, has no data-dependent branches (10x faster measured).
+        # np.maximum propagates NaN like PyTorch. It was also 10x faster than
+        # np.where on 800,000 float32 values with a random sign (NumPy 2.4).
         return np.maximum(x, 0)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -54,8 +54,8 @@ class LeakyReLU(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float_array(x)
         self.positive_mask = x > 0
-        # For slope <= 1, max(x, slope * x) picks x exactly when x > 0; for a
-        # larger slope min does. Both avoid np.where's data-dependent branches.
+        # For slope <= 1, max(x, slope * x) picks x exactly when x > 0, and for
+        # a larger slope min does. Both are faster than np.where on a random mask.
         if self.negative_slope <= 1:
             return np.maximum(x, self.negative_slope * x)
         return np.minimum(x, self.negative_slope * x)

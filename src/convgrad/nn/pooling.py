@@ -93,8 +93,8 @@ class _MaxPoolNd(_PoolNd):
 
     Padding is filled with ``-inf`` so it never wins. When several elements of
     a window share the maximum, the first in row-major window order receives
-    the whole gradient. PyTorch picks the same element in its CPU kernel, but
-    documents no tie rule. A NaN in a window becomes the window's maximum (the
+    the whole gradient. The tests check that PyTorch 2.13 on CPU makes the
+    same choice. A NaN in a window becomes the window's maximum (the
     first NaN), as NaN propagates in PyTorch.
     """
 
@@ -108,7 +108,7 @@ class _MaxPoolNd(_PoolNd):
         padded = self._pad(x, -np.inf)
 
         # Running maximum over window offsets. ``argmax`` is the offset's index in
-        # row-major window order, in the smallest signed integer type that holds it.
+        # row-major window order, stored in the smallest signed integer type that fits.
         # The updates use arithmetic on masks, not masked assignment, because
         # masked assignment on a random mask was 3x slower in a NumPy 2.4 benchmark.
         kernel_count = math.prod(self.kernel_size)
