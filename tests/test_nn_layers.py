@@ -132,10 +132,17 @@ def test_maxpool_all_equal_window_picks_first_element():
     np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1))), [[[1.0, 0.0, 0.0]]])
 
 
-def test_maxpool_propagates_nan():
-    output = MaxPool1d(2).forward(np.array([[[1.0, np.nan, 3.0, 2.0]]]))
-    assert np.isnan(output[0, 0, 0])
-    assert output[0, 0, 1] == 3.0
+def test_maxpool_nan_matches_torch():
+    x = np.array([[[1.0, np.nan, 3.0, 2.0, np.nan, np.nan, 0.0, np.nan, 5.0]]])
+    layer = MaxPool1d(3)
+    output = layer.forward(x)
+    grad_input = layer.backward(np.ones(output.shape))
+
+    x_torch = torch.from_numpy(x).requires_grad_(True)
+    output_torch = torch.nn.functional.max_pool1d(x_torch, 3)
+    output_torch.backward(torch.ones_like(output_torch))
+    np.testing.assert_array_equal(output, output_torch.detach().numpy())
+    np.testing.assert_array_equal(grad_input, x_torch.grad.numpy())
 
 
 def test_maxpool_rejects_padding_over_half_kernel():

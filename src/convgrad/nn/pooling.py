@@ -94,8 +94,8 @@ class _MaxPoolNd(_PoolNd):
     Padding is filled with ``-inf`` so it never wins. When several elements of
     a window share the maximum, the first in row-major window order receives
     the whole gradient. The tests check that PyTorch 2.13 on CPU makes the
-    same choice. A NaN in a window becomes the window's maximum (the
-    first NaN), as NaN propagates in PyTorch.
+    same choice. A NaN in a window becomes the window's maximum, and the last
+    NaN in window order receives the gradient, as PyTorch 2.13 does on CPU.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -120,11 +120,10 @@ class _MaxPoolNd(_PoolNd):
             if output is None:
                 output = candidate.copy()
                 continue
-            # ``not (candidate <= output)`` is strict ``>`` (so the first of equal
-            # maxima wins) and is also true where either value is NaN. The second
-            # mask drops the case where the running maximum is already NaN.
-            better = ~(candidate <= output)
-            better &= ~np.isnan(output)
+            # Strict ``>`` keeps the first of equal maxima. Every NaN replaces the
+            # running maximum, so the last NaN wins, as in PyTorch 2.13 on CPU.
+            better = candidate > output
+            better |= np.isnan(candidate)
             argmax += better * (index - argmax)
             np.maximum(output, candidate, out=output)
 
