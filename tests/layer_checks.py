@@ -1,4 +1,7 @@
-"""Oracles shared by the layer tests: PyTorch parity and central differences."""
+"""PyTorch parity checks shared by the layer tests.
+
+Finite-difference checks use ``convgrad.gradcheck.gradcheck_module``.
+"""
 
 from __future__ import annotations
 
@@ -71,50 +74,3 @@ def check_against_torch(layer, torch_layer, x, rng, dtype=None, what: str = "") 
     for name, param in ours.items():
         assert_close(param.grad, torch_params[name].grad.numpy(), dtype, f"{what} gradient of {name}")
     return output
-
-
-def central_difference(function, array: np.ndarray, step: float = 1e-6) -> np.ndarray:
-    """Return d function() / d array by central differences, perturbing ``array`` in place.
-
-    ``function`` takes no arguments and returns a float that depends on the
-    current contents of ``array``. Each entry is restored after use.
-    """
-    gradient = np.zeros(array.shape, dtype=np.float64)
-    flat = array.reshape(-1)
-    assert np.shares_memory(flat, array), "central_difference needs a contiguous array"
-    for index in range(flat.size):
-        original = flat[index]
-        flat[index] = original + step
-        plus = function()
-        flat[index] = original - step
-        minus = function()
-        flat[index] = original
-        gradient.reshape(-1)[index] = (plus - minus) / (2 * step)
-    return gradient
-
-
-def check_finite_differences(layer, x: np.ndarray, rng, step: float = 1e-6, tolerance: float = 1e-6) -> None:
-    """Compare ``layer.backward`` in float64 with central differences.
-
-    The scalar is ``sum(grad_output * forward(x))`` for a fixed random
-    ``grad_output``, so its gradient is exactly what ``backward`` returns.
-    Checks the input gradient and every parameter gradient.
-    """
-    x = np.array(x, dtype=np.float64)
-    output = layer.forward(x)
-    grad_output = rng.standard_normal(output.shape)
-    layer.zero_grad()
-    grad_input = layer.backward(grad_output)
-    analytic = {name: param.grad.copy() for name, param in layer.named_parameters()}
-
-    def loss() -> float:
-        return float(np.sum(grad_output * layer.forward(x)))
-
-    numeric_input = central_difference(loss, x, step)
-    error = np.abs(grad_input - numeric_input).max(initial=0.0)
-    assert error < tolerance, f"input gradient differs from central differences by {error:.3e}"
-
-    for name, param in layer.named_parameters():
-        numeric = central_difference(loss, param.data, step)
-        error = np.abs(analytic[name] - numeric).max(initial=0.0)
-        assert error < tolerance, f"gradient of {name} differs from central differences by {error:.3e}"

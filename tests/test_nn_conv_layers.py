@@ -12,7 +12,8 @@ from convgrad.nn.conv import (
     ConvTranspose2d,
     ConvTranspose3d,
 )
-from layer_checks import check_against_torch, check_finite_differences
+from convgrad.gradcheck import gradcheck_module
+from layer_checks import check_against_torch
 
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 
@@ -77,7 +78,7 @@ def test_conv_layer_finite_differences(case):
     # One sample keeps the number of forward passes small.
     shape = (1,) + shape[1:] if len(shape) == cls.spatial_dims + 2 else shape
     layer = cls(**kwargs, dtype=np.float64, rng=rng)
-    check_finite_differences(layer, rng.standard_normal(shape), rng)
+    gradcheck_module(layer, rng.standard_normal(shape))
 
 
 def test_conv_gradients_accumulate_until_zero_grad():

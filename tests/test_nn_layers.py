@@ -21,7 +21,8 @@ from convgrad.nn.linear import Linear
 from convgrad.nn.normalization import BatchNorm1d, BatchNorm2d
 from convgrad.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, MaxPool2d
 from convgrad.nn.reshape import Flatten
-from layer_checks import check_against_torch, check_finite_differences
+from convgrad.gradcheck import gradcheck_module
+from layer_checks import check_against_torch
 
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 
@@ -110,7 +111,7 @@ def test_layer_finite_differences(name, factory, shape):
     if name.startswith("MaxPool"):
         # Distinct values spaced far beyond the step keep the argmax fixed.
         x = rng.permutation(x.size).reshape(shape) * 0.01
-    check_finite_differences(layer, x, rng)
+    gradcheck_module(layer, x)
 
 
 def test_maxpool_ties_route_to_first_max_like_torch():
@@ -131,10 +132,17 @@ def test_maxpool_all_equal_window_picks_first_element():
     np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1))), [[[1.0, 0.0, 0.0]]])
 
 
-def test_maxpool_propagates_nan():
-    output = MaxPool1d(2).forward(np.array([[[1.0, np.nan, 3.0, 2.0]]]))
-    assert np.isnan(output[0, 0, 0])
-    assert output[0, 0, 1] == 3.0
+def test_maxpool_nan_matches_torch():
+    x = np.array([[[1.0, np.nan, 3.0, 2.0, np.nan, np.nan, 0.0, np.nan, 5.0]]])
+    layer = MaxPool1d(3)
+    output = layer.forward(x)
+    grad_input = layer.backward(np.ones(output.shape))
+
+    x_torch = torch.from_numpy(x).requires_grad_(True)
+    output_torch = torch.nn.functional.max_pool1d(x_torch, 3)
+    output_torch.backward(torch.ones_like(output_torch))
+    np.testing.assert_array_equal(output, output_torch.detach().numpy())
+    np.testing.assert_array_equal(grad_input, x_torch.grad.numpy())
 
 
 def test_maxpool_rejects_padding_over_half_kernel():

@@ -93,9 +93,9 @@ class _MaxPoolNd(_PoolNd):
 
     Padding is filled with ``-inf`` so it never wins. When several elements of
     a window share the maximum, the first in row-major window order receives
-    the whole gradient. PyTorch picks the same element in its CPU kernel, but
-    documents no tie rule. A NaN in a window becomes the window's maximum (the
-    first NaN), as NaN propagates in PyTorch.
+    the whole gradient. The tests check that PyTorch 2.13 on CPU makes the
+    same choice. A NaN in a window becomes the window's maximum, and the last
+    NaN in window order receives the gradient, as PyTorch 2.13 does on CPU.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -108,21 +108,24 @@ class _MaxPoolNd(_PoolNd):
         padded = self._pad(x, -np.inf)
 
         # Running maximum over window offsets. ``argmax`` is the offset's index in
-        # row-major window order. A strict ``>`` keeps the first of equal maxima.
+        # row-major window order, stored in the smallest signed integer type that fits.
+        # The updates use arithmetic on masks, not masked assignment, because
+        # masked assignment on a random mask was 3x slower in a NumPy 2.4 benchmark.
+        kernel_count = math.prod(self.kernel_size)
         output = None
-        argmax = np.zeros(x.shape[:2] + output_spatial, dtype=np.intp)
+        argmax = np.zeros(x.shape[:2] + output_spatial, dtype=np.min_scalar_type(-kernel_count))
         for index, offset in enumerate(self._offsets()):
             window_slice = (Ellipsis,) + _window_slices(offset, self.stride, output_spatial)
             candidate = padded[window_slice]
             if output is None:
                 output = candidate.copy()
                 continue
-            # ``not (candidate <= output)`` is also true where either is NaN, and
-            # the second mask drops the case where the running maximum is already NaN.
-            better = ~(candidate <= output)
-            better &= ~np.isnan(output)
-            np.copyto(output, candidate, where=better)
-            np.copyto(argmax, index, where=better)
+            # Strict ``>`` keeps the first of equal maxima. Every NaN replaces the
+            # running maximum, so the last NaN wins, as in PyTorch 2.13 on CPU.
+            better = candidate > output
+            better |= np.isnan(candidate)
+            argmax += better * (index - argmax)
+            np.maximum(output, candidate, out=output)
 
         self.input_shape = x.shape
         self.output_shape = output.shape
@@ -140,7 +143,7 @@ class _MaxPoolNd(_PoolNd):
         grad_padded = np.zeros(padded_shape, dtype=grad_output.dtype)
         for index, offset in enumerate(self._offsets()):
             window_slice = (Ellipsis,) + _window_slices(offset, self.stride, output_spatial)
-            grad_padded[window_slice] += np.where(argmax == index, grad_output, 0)
+            grad_padded[window_slice] += grad_output * (argmax == index)
         return self._crop(grad_padded)
 
 
