@@ -175,18 +175,8 @@ def _fixed_mask_dropout(p: float, rng: np.random.Generator):
 
 def layer_checks() -> list[tuple[str, Callable[[np.random.Generator], CheckResult]]]:
     """Return (name, check) pairs for every layer in ``convgrad.nn``."""
-    from convgrad.nn import activation, container, conv, dropout, linear, normalization, pooling, reshape
-    from types import SimpleNamespace
+    from convgrad import nn
 
-    # One namespace over the layer modules, so that each case reads nn.Name.
-    nn = SimpleNamespace(
-        **{
-            name: getattr(module, name)
-            for module in (activation, container, conv, dropout, linear, normalization, pooling, reshape)
-            for name in dir(module)
-            if not name.startswith("_")
-        }
-    )
     f64 = np.float64
 
     def small_network(rng):
