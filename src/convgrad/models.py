@@ -82,7 +82,7 @@ def build_mnist1d_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float
 
 
 def build_tiny1d(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Sequential:
-    """Build a two-convolution 1-D network for fast tests (about 1.8k parameters).
+    """Build a two-convolution 1-D network for fast tests (642 parameters for 10 classes).
 
     Conv1d(1, 8, 5)-BatchNorm1d-ReLU-MaxPool1d(2), Conv1d(8, 16, 3)-
     BatchNorm1d-ReLU-MaxPool1d(2), global average pooling, Dropout(0.1) and
@@ -127,7 +127,7 @@ def build_fashion_cnn(num_classes: int, rng: np.random.Generator, dtype=np.float
 
 
 def build_fashion_small(num_classes: int, rng: np.random.Generator, dtype=np.float32) -> Sequential:
-    """Build a small 2-D network for tests (about 1.5k parameters).
+    """Build a small 2-D network for tests (1,442 parameters for 10 classes).
 
     Conv2d(1, 8, 3)-BatchNorm2d-ReLU-MaxPool2d(2), Conv2d(8, 16, 3)-
     BatchNorm2d-ReLU-MaxPool2d(2), global average pooling and
