@@ -110,6 +110,13 @@ def test_train_prints_final_line(tmp_path, mnist1d_cache, capsys):
     assert captured.err == ""
 
 
+def test_train_warns_before_replacing_run(tmp_path, mnist1d_cache, capsys):
+    assert _train_mnist1d(tmp_path / "run", mnist1d_cache, "--epochs", "1") == 0
+    capsys.readouterr()
+    assert _train_mnist1d(tmp_path / "run", mnist1d_cache, "--epochs", "1") == 0
+    assert "already contains a run; its checkpoints and report will be replaced" in capsys.readouterr().err
+
+
 def test_train_interrupted_then_resumed(tmp_path, mnist1d_cache, mnist1d_run, capsys, monkeypatch):
     """Ctrl-C after epoch 1 of 2, then --resume, gives the fixture's uninterrupted result."""
     from convgrad.checkpoint import load_checkpoint

@@ -326,6 +326,12 @@ def command_train(args) -> int:
         return _fail("train", error)
 
     trainer = run.trainer
+    if not args.resume and trainer.last_path.exists():
+        print(
+            f"convgrad train: warning: {run.config.out} already contains a run; its checkpoints and report "
+            "will be replaced (--resume continues it instead)",
+            file=sys.stderr,
+        )
     if stream is not None:
         action = f"resuming after epoch {trainer.epoch}" if args.resume else "training"
         print(

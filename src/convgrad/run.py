@@ -80,7 +80,8 @@ class TrainConfig:
     patience : int or None
         Early-stopping patience in epochs, ``None`` for no early stopping.
     limit_train, limit_test : int or None
-        Use only the first N samples of a split.
+        Use only the first N samples of a split. The normalization
+        statistics are fitted on the training samples that remain.
     data_dir : str or None
         Directory of the IDX files for the image datasets, or the cache
         directory of the generated MNIST-1D data.
