@@ -155,7 +155,7 @@ def _config(tmp_path, cache_dir, **changes):
     return TrainConfig(**settings)
 
 
-def _state_arrays(path):
+def _read_checkpoint(path):
     from convgrad.checkpoint import load_checkpoint
 
     arrays, metadata = load_checkpoint(path)
@@ -163,8 +163,8 @@ def _state_arrays(path):
 
 
 def _assert_same_checkpoint(first, second):
-    arrays_a, meta_a = _state_arrays(first)
-    arrays_b, meta_b = _state_arrays(second)
+    arrays_a, meta_a = _read_checkpoint(first)
+    arrays_b, meta_b = _read_checkpoint(second)
     assert sorted(arrays_a) == sorted(arrays_b)
     for key in arrays_a:
         assert arrays_a[key].dtype == arrays_b[key].dtype, key
@@ -235,7 +235,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path, mnist1d_cache, optimizer):
 
     with pytest.raises(_Interrupt):
         prepare_training(interrupted).trainer.fit(epoch_callback=stop_after_second)
-    _, metadata = _state_arrays(tmp_path / "b" / "run" / "last.npz")
+    _, metadata = _read_checkpoint(tmp_path / "b" / "run" / "last.npz")
     assert metadata["epoch"] == 2
 
     resumed = prepare_training(interrupted, resume=True)
@@ -324,11 +324,11 @@ def test_early_stopping_after_patience(tmp_path, mnist1d_cache, monkeypatch):
     assert [record.epoch for record in history] == [1, 2, 3, 4]
     assert run.trainer.best_epoch == 2
     assert "early stopping" in run.trainer.stop_reason
-    _, metadata = _state_arrays(tmp_path / "run" / "best.npz")
+    _, metadata = _read_checkpoint(tmp_path / "run" / "best.npz")
     assert metadata["epoch"] == 2
 
 
-def test_patience_off_by_default(tmp_path, mnist1d_cache):
+def test_patience_off_by_default():
     assert TrainConfig().patience is None
 
 
