@@ -122,8 +122,10 @@ def test_flatten_state_round_trip():
     json.dumps(tree)  # the tree must be plain JSON
     restored = unflatten_state(json.loads(json.dumps(tree)), arrays)
 
-    assert restored["step"] == 3 and restored["step"].dtype == np.int64
-    assert restored["lr"] == 0.1 and restored["lr"].dtype == np.float64
+    assert restored["step"] == 3
+    assert restored["step"].dtype == np.int64
+    assert restored["lr"] == 0.1
+    assert restored["lr"].dtype == np.float64
     assert restored["name"] == "cos"
     assert np.array_equal(restored["0.exp_avg"], state["0.exp_avg"])
     assert restored["0.exp_avg"].dtype == np.float32

@@ -289,16 +289,16 @@ def _train_config(args) -> "TrainConfig":
     """Turn the parsed options into a TrainConfig, merging the stored one on --resume."""
     from convgrad.run import RESUMABLE_CHANGES, TrainConfig, stored_config
 
-    given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
-    dataset = given.get("dataset", "mnist1d")
+    explicit = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
+    dataset = explicit.get("dataset", "mnist1d")
     out = args.out if args.out is not None else f"runs/{dataset}"
     if not args.resume:
-        return TrainConfig(out=out, **given)
+        return TrainConfig(out=out, **explicit)
 
     stored = stored_config(Path(out) / "last.npz")
     conflicts = [
         f"--{name.replace('_', '-')} {value} (the run used {getattr(stored, name)})"
-        for name, value in given.items()
+        for name, value in explicit.items()
         if name not in RESUMABLE_CHANGES and value != getattr(stored, name)
     ]
     if conflicts:
@@ -307,8 +307,8 @@ def _train_config(args) -> "TrainConfig":
             f"{', '.join(conflicts)}; drop them or start a new run with another --out"
         )
     overrides = {"out": out}
-    if "data_dir" in given:
-        overrides["data_dir"] = given["data_dir"]
+    if "data_dir" in explicit:
+        overrides["data_dir"] = explicit["data_dir"]
     return dataclasses.replace(stored, **overrides)
 
 
@@ -450,7 +450,7 @@ def read_samples(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndar
         except ValueError as error:
             raise ValueError(f"cannot read {path} as a .npy array: {error}") from error
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            raise ValueError(f"{path} holds a {array.dtype} array; expected numbers")
+            raise ValueError(f"{path} contains a {array.dtype} array; expected an integer or floating array")
         return _as_batch(array.astype(np.float64), input_shape, path)
     return _read_image(path, input_shape, raw_range)[None]
 
@@ -465,7 +465,7 @@ def _as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: Path) -> np
         if array.ndim == len(shape) + 1 and array.shape[1:] == shape:
             return array.reshape((len(array), *input_shape))
     accepted = " or ".join(f"{shape} for one sample, (N, {', '.join(map(str, shape))}) for a batch" for shape in sample_shapes)
-    raise ValueError(f"{path} holds an array of shape {array.shape}; this model takes {accepted}")
+    raise ValueError(f"{path} contains an array of shape {array.shape}; this model takes {accepted}")
 
 
 def _read_image(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndarray:
