@@ -381,7 +381,7 @@ def command_evaluate(args) -> int:
     from convgrad.metrics import confusion_matrix, per_class_accuracy
     from convgrad.nn.losses import CrossEntropyLoss
     from convgrad.run import limit_dataset, load_dataset, load_trained_model
-    from convgrad.train import model_input
+    from convgrad.train import evaluate_model, model_input
 
     try:
         model, metadata, arrays = load_trained_model(args.checkpoint)
@@ -393,23 +393,15 @@ def command_evaluate(args) -> int:
     except USER_ERRORS as error:
         return _fail("evaluate", error)
 
-    loss = CrossEntropyLoss()
-    predictions = np.empty(len(x_test), dtype=np.int64)
-    total_loss = 0.0
-    for start in range(0, len(x_test), 500):
-        logits = model.forward(x_test[start : start + 500])
-        total_loss += loss.forward(logits, dataset.y_test[start : start + 500]) * len(logits)
-        predictions[start : start + 500] = logits.argmax(axis=1)
-
+    mean_loss, accuracy, predictions = evaluate_model(model, CrossEntropyLoss(), x_test, dataset.y_test)
     num_classes = run["num_classes"]
     names = run["class_names"] or [str(i) for i in range(num_classes)]
     confusion = confusion_matrix(predictions, dataset.y_test, num_classes)
     per_class = per_class_accuracy(confusion)
-    accuracy = float(np.mean(predictions == dataset.y_test))
 
     print(f"checkpoint {args.checkpoint}: {run['preset']} after epoch {metadata['epoch']}")
     print(f"dataset {run['dataset']}: {len(x_test)} test samples")
-    print(f"accuracy {accuracy:.4f}, mean loss {total_loss / len(x_test):.4f}")
+    print(f"accuracy {accuracy:.4f}, mean loss {mean_loss:.4f}")
     print()
     print("per-class accuracy:")
     width = max(len(name) for name in names)
