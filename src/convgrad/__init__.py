@@ -28,11 +28,19 @@ from convgrad.conv import (
     conv_weight_grad,
 )
 from convgrad.geometry import ConvGeometry
+from convgrad.gradcheck import GradcheckError, GradcheckReport, gradcheck, gradcheck_module
+from convgrad import reference, signal
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvGeometry",
+    "GradcheckError",
+    "GradcheckReport",
+    "gradcheck",
+    "gradcheck_module",
+    "reference",
+    "signal",
     "conv",
     "conv1d",
     "conv2d",
