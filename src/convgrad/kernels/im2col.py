@@ -1,0 +1,296 @@
+"""The general path: im2col, one matrix product per group and chunk of samples.
+
+A strided view of the padded input with shape ``(N, G, C_g, *K, *O)`` lists,
+for every output position, the input elements its window reads. For a chunk
+of ``n`` samples, a group's part of the view is copied into the columns
+matrix ``cols`` of shape ``(C_g prod(K), n prod(O))``, rows ordered like the
+weight's ``(C_g, *K)`` and columns ``(sample, position)``. Then, with
+``W_g`` the group's weight as ``(M_g, C_g prod(K))`` and ``go_g`` the
+group's output gradient as ``(M_g, n prod(O))``::
+
+    out_g     = W_g @ cols                 forward
+    dW_g     += go_g @ cols^T              weight gradient, summed over chunks
+    cols_grad = W_g^T @ go_g               input gradient, then col2im
+
+col2im adds ``cols_grad`` back onto the padded input, one kernel offset at a
+time: offset ``k`` of the window at output ``y`` is padded position
+``y s + k r``.
+
+One product over all samples of a chunk keeps BLAS busy; a batch of
+per-sample products was measured 2-4x slower for small outputs. Chunks bound
+the memory: the columns of one chunk plus the product's result stay below
+the size of the whole im2col matrix ``N C_in prod(K) prod(O)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from convgrad.geometry import ConvGeometry
+from convgrad.kernels._parallel import parallel_copy, parallel_parts, run_tasks, split_range
+
+# Target size of one chunk's columns matrix. It is a compromise: larger chunks
+# make longer matrix products, smaller ones stay in cache between the copy
+# and the product.
+CHUNK_BYTES = 8 << 20
+
+
+def windows(x_padded: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+    """Return a read-only view of shape ``(N, G, C_g, *K, *O)`` over the padded input.
+
+    ``view[n, g, c, *k, *y] == x_padded[n, g C_g + c, *(y s + k r)]``.
+    """
+    n = x_padded.shape[0]
+    item_strides = x_padded.strides
+    spatial_strides = item_strides[2:]
+    shape = (
+        n,
+        geometry.groups,
+        geometry.group_in_channels,
+        *geometry.kernel_size,
+        *geometry.output_size,
+    )
+    strides = (
+        item_strides[0],
+        item_strides[1] * geometry.group_in_channels,
+        item_strides[1],
+        *(st * r for st, r in zip(spatial_strides, geometry.dilation)),
+        *(st * s for st, s in zip(spatial_strides, geometry.stride)),
+    )
+    return as_strided(x_padded, shape=shape, strides=strides, writeable=False)
+
+
+def offset_slices(offset: tuple[int, ...], geometry: ConvGeometry) -> tuple[slice, ...]:
+    """Slices of the padded spatial axes that kernel offset ``offset`` reads.
+
+    Along axis ``a`` the window at output ``y`` reads ``y s_a + k_a r_a``, so
+    offset ``k`` reads ``k_a r_a, k_a r_a + s_a, ...`` for ``O_a`` outputs.
+    """
+    return tuple(
+        slice(k * r, k * r + s * (o - 1) + 1, s)
+        for k, r, s, o in zip(offset, geometry.dilation, geometry.stride, geometry.output_size)
+    )
+
+
+def _sizes(geometry: ConvGeometry) -> tuple[int, int, int, int]:
+    """Return ``(C_g, M_g, rows, positions)`` with ``rows = C_g prod(K)`` and ``positions = prod(O)``."""
+    rows = geometry.group_in_channels * int(np.prod(geometry.kernel_size))
+    return geometry.group_in_channels, geometry.group_out_channels, rows, int(np.prod(geometry.output_size))
+
+
+def im2col_bytes(geometry: ConvGeometry, itemsize: int) -> int:
+    """Size of the whole im2col matrix ``N C_in prod(K) prod(O)`` in bytes."""
+    _, _, rows, positions = _sizes(geometry)
+    return geometry.batch * geometry.groups * rows * positions * itemsize
+
+
+def chunk_samples(geometry: ConvGeometry, other_rows: int, itemsize: int, reserved_bytes: int = 0) -> int:
+    """Return how many samples one chunk holds.
+
+    A chunk needs ``rows + other_rows`` values per sample and output position
+    (its columns plus the result or gradient that goes with them). It is
+    sized to about :data:`CHUNK_BYTES` of columns and, together with
+    ``reserved_bytes`` of other buffers, to at most the whole im2col matrix.
+    """
+    _, _, rows, positions = _sizes(geometry)
+    per_sample = (rows + other_rows) * positions * itemsize
+    by_speed = CHUNK_BYTES // (rows * positions * itemsize)
+    by_memory = (im2col_bytes(geometry, itemsize) - reserved_bytes) // per_sample
+    return int(max(1, min(geometry.batch, by_speed, by_memory)))
+
+
+def columns(view_group: np.ndarray, start: int, stop: int, buffer: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+    """Copy samples ``start:stop`` of one group's windows into ``(C_g prod(K), n prod(O))``.
+
+    ``view_group`` is ``windows(...)[:, g]`` of shape ``(N, C_g, *K, *O)``;
+    ``buffer`` is a flat array with room for the result.
+    """
+    d = geometry.ndim
+    _, _, rows, positions = _sizes(geometry)
+    count = stop - start
+    source = view_group[start:stop]
+    # (n, C_g, *K, *O) -> (C_g, *K, n, *O): rows first, then (sample, position).
+    source = source.transpose(1, *range(2, 2 + d), 0, *range(2 + d, 2 + 2 * d))
+    cols = buffer[: rows * count * positions].reshape(source.shape)
+    parallel_copy(cols, source)
+    return cols.reshape(rows, count * positions)
+
+
+def _to_group_major(
+    array: np.ndarray, start: int, stop: int, channels: slice, buffer: np.ndarray
+) -> np.ndarray:
+    """Copy ``array[start:stop, channels]`` of shape ``(n, M, P)`` into ``(M, n P)``."""
+    source = array[start:stop, channels].transpose(1, 0, 2)
+    target = buffer[: source.size].reshape(source.shape)
+    parallel_copy(target, source)
+    return target.reshape(source.shape[0], -1)
+
+
+def _padding_bytes(x_padded: np.ndarray, geometry: ConvGeometry) -> int:
+    """Bytes of the padded copy of the input, which the caller made (0 without padding)."""
+    padded = any(lo or hi for lo, hi in geometry.padding)
+    return x_padded.nbytes if padded else 0
+
+
+def _per_sample_columns(view_group: np.ndarray, start: int, stop: int, buffer: np.ndarray, rows: int) -> np.ndarray:
+    """Copy samples ``start:stop`` of one group's windows into ``(n, C_g prod(K), prod(O))``."""
+    source = view_group[start:stop]
+    cols = buffer[: source.size].reshape(source.shape)
+    parallel_copy(cols, source)
+    return cols.reshape(stop - start, rows, -1)
+
+
+# NaN and infinity follow IEEE rules (inf * 0 is NaN), as in PyTorch; NumPy's
+# "invalid value" warning for them would only repeat what the result shows.
+@np.errstate(invalid="ignore")
+def forward(x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry, per_sample: bool = False) -> np.ndarray:
+    """Compute the convolution of a padded input by im2col and GEMM: ``(N, C_out, *O)``.
+
+    With ``per_sample`` the columns are laid out ``(n, C_g prod(K), prod(O))``
+    and each sample's product is written straight into the output; otherwise
+    one product covers the chunk and its result is transposed into place.
+    """
+    n = x_padded.shape[0]
+    _, out_g, rows, positions = _sizes(geometry)
+    dtype = x_padded.dtype
+    view = windows(x_padded, geometry)
+    weight = np.ascontiguousarray(weight).reshape(geometry.out_channels, rows)
+    out = np.empty((n, geometry.out_channels, positions), dtype=dtype)
+
+    reserved = _padding_bytes(x_padded, geometry)
+    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, reserved)
+    cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
+    result_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
+
+    for g in range(geometry.groups):
+        channels = slice(g * out_g, (g + 1) * out_g)
+        w_g = weight[channels]
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            if per_sample:
+                cols = _per_sample_columns(view[:, g], start, stop, cols_buffer, rows)
+                np.matmul(w_g, cols, out=out[start:stop, channels])
+                continue
+            cols = columns(view[:, g], start, stop, cols_buffer, geometry)
+            if stop - start == 1:
+                np.matmul(w_g, cols, out=out[start, channels])
+                continue
+            result = np.matmul(w_g, cols, out=result_buffer[: out_g * cols.shape[1]].reshape(out_g, -1))
+            parallel_copy(out[start:stop, channels], result.reshape(out_g, stop - start, positions).transpose(1, 0, 2))
+    return out.reshape(n, geometry.out_channels, *geometry.output_size)
+
+
+@np.errstate(invalid="ignore")
+def weight_grad(
+    x_padded: np.ndarray, grad_output: np.ndarray, geometry: ConvGeometry, per_sample: bool = False
+) -> np.ndarray:
+    """Compute ``dL/d weight`` of shape ``(C_out, C_in / G, *K)`` by im2col and GEMM.
+
+    With ``per_sample`` each sample gets its own product ``go[n] @ cols[n]^T``
+    and the products are summed; otherwise one product covers the chunk,
+    after the chunk's output gradient is transposed to ``(M_g, n prod(O))``.
+    """
+    n = x_padded.shape[0]
+    _, out_g, rows, positions = _sizes(geometry)
+    dtype = x_padded.dtype
+    view = windows(x_padded, geometry)
+    go = grad_output.reshape(n, geometry.out_channels, positions)
+    grad = np.zeros((geometry.out_channels, rows), dtype=dtype)
+
+    reserved = _padding_bytes(x_padded, geometry)
+    if per_sample:
+        # The per-sample products (n, M_g, rows) count like out_g * rows / positions rows.
+        chunk = chunk_samples(geometry, -(-out_g * rows // positions), dtype.itemsize, reserved)
+        products = np.empty((chunk, out_g, rows), dtype=dtype)
+    else:
+        chunk = chunk_samples(geometry, out_g, dtype.itemsize, reserved)
+    cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
+    go_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
+    partial = np.empty((out_g, rows), dtype=dtype)
+
+    for g in range(geometry.groups):
+        channels = slice(g * out_g, (g + 1) * out_g)
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            if per_sample:
+                cols = _per_sample_columns(view[:, g], start, stop, cols_buffer, rows)
+                product = np.matmul(go[start:stop, channels], cols.transpose(0, 2, 1), out=products[: stop - start])
+                grad[channels] += product.sum(axis=0)
+                continue
+            cols = columns(view[:, g], start, stop, cols_buffer, geometry)
+            if stop - start == 1:
+                go_g = go[start, channels]
+            else:
+                go_g = _to_group_major(go, start, stop, channels, go_buffer)
+            np.matmul(go_g, cols.T, out=partial)
+            grad[channels] += partial
+    return grad.reshape(geometry.weight_shape)
+
+
+@np.errstate(invalid="ignore")
+def input_grad_padded(
+    weight: np.ndarray, grad_output: np.ndarray, geometry: ConvGeometry, per_sample: bool = False
+) -> np.ndarray:
+    """Compute ``dL/d x̃``, the gradient with respect to the padded input, by GEMM and col2im.
+
+    With ``per_sample`` each sample's columns are ``W_g^T @ go[n]``, read
+    from the output gradient as stored; otherwise the chunk's output
+    gradient is first transposed to ``(M_g, n prod(O))`` for one product.
+    """
+    n = grad_output.shape[0]
+    d = geometry.ndim
+    in_g, out_g, rows, positions = _sizes(geometry)
+    dtype = grad_output.dtype
+    go = grad_output.reshape(n, geometry.out_channels, positions)
+    weight = np.ascontiguousarray(weight).reshape(geometry.out_channels, rows)
+    grad_padded = np.zeros((n, geometry.in_channels, *geometry.padded_size), dtype=dtype)
+
+    reserved = grad_padded.nbytes
+    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, reserved)
+    cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
+    go_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
+    offsets = list(np.ndindex(*geometry.kernel_size))
+    slices = [offset_slices(offset, geometry) for offset in offsets]
+
+    for g in range(geometry.groups):
+        out_channels = slice(g * out_g, (g + 1) * out_g)
+        w_g = weight[out_channels]
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            count = stop - start
+            if per_sample:
+                cols = np.matmul(
+                    w_g.T, go[start:stop, out_channels], out=cols_buffer[: rows * count * positions].reshape(count, rows, -1)
+                )
+                cols = cols.reshape(count, in_g, *geometry.kernel_size, *geometry.output_size)
+            else:
+                go_g = go[start, out_channels] if count == 1 else _to_group_major(go, start, stop, out_channels, go_buffer)
+                cols = np.matmul(w_g.T, go_g, out=cols_buffer[: rows * count * positions].reshape(rows, -1))
+                # (C_g, *K, n, *O) -> (n, C_g, *K, *O)
+                cols = cols.reshape(in_g, *geometry.kernel_size, count, *geometry.output_size)
+                cols = np.moveaxis(cols, 1 + d, 0)
+            target = grad_padded[start:stop, g * in_g:(g + 1) * in_g]
+            scatter_add_offsets(target, cols, offsets, slices)
+    return grad_padded
+
+
+def scatter_add_offsets(target: np.ndarray, cols: np.ndarray, offsets, slices) -> None:
+    """Add ``cols[:, :, *k]`` onto ``target[:, :, *slices_k]`` for every kernel offset ``k``.
+
+    ``target`` is ``(n, C, *padded)`` and ``cols`` is ``(n, C, *K, *O)``. The
+    work is split over channels, or over samples when there are fewer
+    channels than threads, so that no two threads add into the same element.
+    """
+    count, channels = cols.shape[:2]
+    parts = parallel_parts(cols.nbytes)
+    axis = 1 if channels >= parts or count < channels else 0
+
+    def scatter(start, stop):
+        part = [slice(None), slice(None)]
+        part[axis] = slice(start, stop)
+        for offset, window in zip(offsets, slices):
+            destination = target[(*part, *window)]
+            np.add(destination, cols[(*part, *offset)], out=destination)
+
+    run_tasks((lambda a=a, b=b: scatter(a, b)) for a, b in split_range(cols.shape[axis], parts))
