@@ -188,7 +188,13 @@ def all_finite(array: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def forward(x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry, path: str | None = None) -> np.ndarray:
+def forward(
+    x_padded: np.ndarray,
+    weight: np.ndarray,
+    geometry: ConvGeometry,
+    path: str | None = None,
+    memory_limit: int | None = None,
+) -> np.ndarray:
     """Compute the convolution of a padded input, without bias: ``(N, C_out, *O)``.
 
     Parameters
@@ -200,6 +206,9 @@ def forward(x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry, pa
     geometry : ConvGeometry
     path : str, optional
         One of :data:`FORWARD_PATHS`; by default :func:`choose_forward` picks.
+    memory_limit : int, optional
+        Bytes the im2col paths may use for their buffers; by default the size
+        of the im2col matrix of ``geometry``.
     """
     path = choose_forward(geometry) if path is None else path
     _check_path("forward", path, FORWARD_PATHS, geometry)
@@ -207,7 +216,7 @@ def forward(x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry, pa
         return pointwise.forward(x_padded, weight, geometry)
     if path == "depthwise":
         return depthwise.forward(x_padded, weight, geometry)
-    return im2col.forward(x_padded, weight, geometry, per_sample=path == "gemm_per_sample")
+    return im2col.forward(x_padded, weight, geometry, per_sample=path == "gemm_per_sample", memory_limit=memory_limit)
 
 
 def weight_grad(
@@ -297,4 +306,7 @@ def _input_grad_transposed_conv(
     geometry_t = ConvGeometry.create(
         grad_output_padded.shape, flipped.shape, stride=1, padding=0, dilation=geometry.dilation, groups=groups
     )
-    return forward(grad_output_padded, flipped, geometry_t), not direct
+    # The buffers of the convolution below count against the im2col size of
+    # the original convolution, which is smaller when C_out > C_in.
+    memory_limit = max(0, im2col.im2col_bytes(geometry, weight.itemsize) - grad_output_padded.nbytes)
+    return forward(grad_output_padded, flipped, geometry_t, memory_limit=memory_limit), not direct

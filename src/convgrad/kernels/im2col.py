@@ -85,18 +85,25 @@ def im2col_bytes(geometry: ConvGeometry, itemsize: int) -> int:
     return geometry.batch * geometry.groups * rows * positions * itemsize
 
 
-def chunk_samples(geometry: ConvGeometry, other_rows: int, itemsize: int, reserved_bytes: int = 0) -> int:
+def chunk_samples(
+    geometry: ConvGeometry, other_rows: int, itemsize: int, reserved_bytes: int = 0, memory_limit: int | None = None
+) -> int:
     """Return how many samples one chunk holds.
 
     A chunk needs ``rows + other_rows`` values per sample and output position
     (its columns plus the result or gradient that goes with them). It is
     sized to about :data:`CHUNK_BYTES` of columns and, together with
-    ``reserved_bytes`` of other buffers, to at most the whole im2col matrix.
+    ``reserved_bytes`` of other buffers, to at most three quarters of
+    ``memory_limit`` (default: the size of the whole im2col matrix); the
+    last quarter is left for small temporaries. A chunk holds at least one
+    sample.
     """
     _, _, rows, positions = _sizes(geometry)
+    if memory_limit is None:
+        memory_limit = im2col_bytes(geometry, itemsize)
     per_sample = (rows + other_rows) * positions * itemsize
     by_speed = CHUNK_BYTES // (rows * positions * itemsize)
-    by_memory = (im2col_bytes(geometry, itemsize) - reserved_bytes) // per_sample
+    by_memory = (memory_limit * 3 // 4 - reserved_bytes) // per_sample
     return int(max(1, min(geometry.batch, by_speed, by_memory)))
 
 
@@ -144,12 +151,19 @@ def _per_sample_columns(view_group: np.ndarray, start: int, stop: int, buffer: n
 # NaN and infinity follow IEEE rules (inf * 0 is NaN), as in PyTorch; NumPy's
 # "invalid value" warning for them would only repeat what the result shows.
 @np.errstate(invalid="ignore")
-def forward(x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry, per_sample: bool = False) -> np.ndarray:
+def forward(
+    x_padded: np.ndarray,
+    weight: np.ndarray,
+    geometry: ConvGeometry,
+    per_sample: bool = False,
+    memory_limit: int | None = None,
+) -> np.ndarray:
     """Compute the convolution of a padded input by im2col and GEMM: ``(N, C_out, *O)``.
 
     With ``per_sample`` the columns are laid out ``(n, C_g prod(K), prod(O))``
     and each sample's product is written straight into the output; otherwise
     one product covers the chunk and its result is transposed into place.
+    ``memory_limit`` bounds the buffers as in :func:`chunk_samples`.
     """
     n = x_padded.shape[0]
     _, out_g, rows, positions = _sizes(geometry)
@@ -159,7 +173,7 @@ def forward(x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry, pe
     out = np.empty((n, geometry.out_channels, positions), dtype=dtype)
 
     reserved = _padding_bytes(x_padded, geometry)
-    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, reserved)
+    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, reserved, memory_limit)
     cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
     result_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
 
