@@ -249,3 +249,38 @@ def test_dispatcher_choice_for_benchmark_shapes(shape, choices):
     assert kernels.choose_forward(geometry) == choices[0]
     assert kernels.choose_input_grad(geometry, weight_finite=True) == choices[1]
     assert kernels.choose_weight_grad(geometry, input_finite=True) == choices[2]
+
+
+SAVED_CONFIGS = [c for c in CONFIGS if c[0] in (
+    "1d-basic", "1d-stride-remainder", "1d-first-layer", "1d-groups", "1d-depthwise", "1d-pointwise",
+    "1d-unbatched", "2d-dilation", "2d-circular", "2d-first-layer", "3d-basic",
+)]
+
+
+@pytest.mark.parametrize("name, input_shape, weight_shape, kwargs", SAVED_CONFIGS, ids=[c[0] for c in SAVED_CONFIGS])
+def test_saved_forward_gradients_match_reference(rng, name, input_shape, weight_shape, kwargs):
+    geometry = _geometry(input_shape, weight_shape, kwargs)
+    x, w, go = _arrays(rng, geometry, np.float64)
+    x = _with_specials(x, rng, 2)
+    bias = rng.standard_normal(geometry.out_channels)
+    tolerance = DTYPES[np.float64]
+
+    out, saved = kernels.conv_forward_saved(x, w, bias, **kwargs)
+    assert_close(out, reference.conv(x, w, bias, **kwargs), **tolerance, context=f"{name} forward")
+    assert_close(saved.weight_grad(go), reference.conv_weight_grad(x, w.shape, go, **kwargs), **tolerance,
+                 context=f"{name} weight grad")
+    assert_close(saved.input_grad(go), reference.conv_input_grad(x.shape, w, go, **kwargs), **tolerance,
+                 context=f"{name} input grad")
+    assert_close(saved.bias_grad(go), go.sum(axis=tuple(a for a in range(go.ndim) if a != go.ndim - geometry.ndim - 1)),
+                 **tolerance, context=f"{name} bias grad")
+
+
+def test_saved_forward_keeps_columns_on_im2col_path(rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    out, saved = kernels.conv_forward_saved(x, w, padding=1)
+    assert out.dtype == np.float32
+    assert saved.columns is not None
+    assert saved.nbytes == 2 * 3 * 9 * 36 * 4
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        saved.weight_grad(np.zeros((2, 4, 5, 5), dtype=np.float32))

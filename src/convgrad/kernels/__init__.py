@@ -68,6 +68,8 @@ from convgrad.padding import pad, pad_adjoint
 
 __all__ = [
     "FORWARD_PATHS",
+    "SavedConv",
+    "conv_forward_saved",
     "INPUT_GRAD_PATHS",
     "WEIGHT_GRAD_PATHS",
     "choose_forward",
@@ -310,3 +312,7 @@ def _input_grad_transposed_conv(
     # the original convolution, which is smaller when C_out > C_in.
     memory_limit = max(0, im2col.im2col_bytes(geometry, weight.itemsize) - grad_output_padded.nbytes)
     return forward(grad_output_padded, flipped, geometry_t, memory_limit=memory_limit), not direct
+
+
+# Imported last: the module uses the dispatch functions above.
+from convgrad.kernels.saved import SavedConv, conv_forward_saved  # noqa: E402

@@ -124,7 +124,7 @@ def columns(view_group: np.ndarray, start: int, stop: int, buffer: np.ndarray, g
     return cols.reshape(rows, count * positions)
 
 
-def _to_group_major(
+def to_group_major(
     array: np.ndarray, start: int, stop: int, channels: slice, buffer: np.ndarray
 ) -> np.ndarray:
     """Copy ``array[start:stop, channels]`` of shape ``(n, M, P)`` into ``(M, n P)``."""
@@ -196,6 +196,37 @@ def forward(
 
 
 @np.errstate(invalid="ignore")
+def forward_keeping_columns(
+    x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Compute the forward pass from whole-batch columns and return them too.
+
+    Returns the output ``(N, C_out, *O)`` and one ``(C_g prod(K), N prod(O))``
+    columns matrix per group, for :class:`convgrad.kernels.saved.SavedConv`.
+    Unlike :func:`forward` it does not chunk: the columns of every sample are
+    kept.
+    """
+    n = x_padded.shape[0]
+    _, out_g, rows, positions = _sizes(geometry)
+    dtype = x_padded.dtype
+    view = windows(x_padded, geometry)
+    weight = np.ascontiguousarray(weight).reshape(geometry.out_channels, rows)
+    out = np.empty((n, geometry.out_channels, positions), dtype=dtype)
+    kept = []
+    result = np.empty((out_g, n * positions), dtype=dtype) if n > 1 else None
+    for g in range(geometry.groups):
+        channels = slice(g * out_g, (g + 1) * out_g)
+        cols = columns(view[:, g], 0, n, np.empty(rows * n * positions, dtype=dtype), geometry)
+        kept.append(cols)
+        if n == 1:
+            np.matmul(weight[channels], cols, out=out[0, channels])
+            continue
+        np.matmul(weight[channels], cols, out=result)
+        parallel_copy(out[:, channels], result.reshape(out_g, n, positions).transpose(1, 0, 2))
+    return out.reshape(n, geometry.out_channels, *geometry.output_size), kept
+
+
+@np.errstate(invalid="ignore")
 def weight_grad(
     x_padded: np.ndarray, grad_output: np.ndarray, geometry: ConvGeometry, per_sample: bool = False
 ) -> np.ndarray:
@@ -236,7 +267,7 @@ def weight_grad(
             if stop - start == 1:
                 go_g = go[start, channels]
             else:
-                go_g = _to_group_major(go, start, stop, channels, go_buffer)
+                go_g = to_group_major(go, start, stop, channels, go_buffer)
             np.matmul(go_g, cols.T, out=partial)
             grad[channels] += partial
     return grad.reshape(geometry.weight_shape)
@@ -279,7 +310,7 @@ def input_grad_padded(
                 )
                 cols = cols.reshape(count, in_g, *geometry.kernel_size, *geometry.output_size)
             else:
-                go_g = go[start, out_channels] if count == 1 else _to_group_major(go, start, stop, out_channels, go_buffer)
+                go_g = go[start, out_channels] if count == 1 else to_group_major(go, start, stop, out_channels, go_buffer)
                 cols = np.matmul(w_g.T, go_g, out=cols_buffer[: rows * count * positions].reshape(rows, -1))
                 # (C_g, *K, n, *O) -> (n, C_g, *K, *O)
                 cols = cols.reshape(in_g, *geometry.kernel_size, count, *geometry.output_size)
