@@ -12,8 +12,8 @@ Both ``torch.nn.grad`` functions call ``aten.convolution_backward`` with a
 one-entry output mask, the same kernel autograd uses.
 
 Calls of the two libraries are interleaved, and each timed sample starts after
-a pause (``--settle``), because a PyTorch call issued right after NumPy work
-was measured 2.3x slower than one after a pause of 0.1 s or more: the two
+a pause (``--settle``). A PyTorch call issued right after NumPy work was
+measured 2.3x slower than one after a pause of 0.1 s or more, because the two
 thread pools (OpenBLAS pthreads and PyTorch's OpenMP) contend. Both libraries
 get the same thread count: ``torch.set_num_threads`` and, through
 threadpoolctl, the BLAS pool of NumPy.

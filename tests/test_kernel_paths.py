@@ -3,9 +3,9 @@
 The dispatcher in :mod:`convgrad.kernels` picks one path per shape, so the
 public operators only ever run some paths on some shapes. Here each path that
 accepts a configuration runs on it through the ``path`` argument and must
-match :mod:`convgrad.reference`: to 1e-12 relative in float64, to float32
-rounding in float32, and with NaN and infinity in exactly the entries where
-the direct sum puts them.
+match :mod:`convgrad.reference`. The tolerance is 1e-12 relative in float64
+and float32 rounding in float32. NaN and infinity must appear in exactly the
+entries where the direct sum puts them.
 """
 
 import numpy as np
