@@ -103,9 +103,14 @@ def split_range(length: int, parts: int) -> list[tuple[int, int]]:
 
 
 def run_tasks(tasks) -> None:
-    """Run callables without arguments, spread over the pool; the first runs on the calling thread."""
+    """Run callables without arguments on :func:`get_num_threads` threads, the calling one included.
+
+    The tasks are dealt in order into one contiguous bundle per thread; the
+    calling thread runs the first bundle.
+    """
     tasks = list(tasks)
-    if len(tasks) <= 1:
+    threads = min(get_num_threads(), len(tasks))
+    if threads <= 1:
         for task in tasks:
             task()
         return
@@ -114,13 +119,16 @@ def run_tasks(tasks) -> None:
     # so that for example inf * 0 warns or stays silent as the caller chose.
     error_state = np.geterr()
 
-    def run_with_error_state(task):
+    def run_bundle(bundle):
         with np.errstate(**error_state):
-            task()
+            for task in bundle:
+                task()
 
-    pool = _get_pool(get_num_threads())
-    futures = [pool.submit(run_with_error_state, task) for task in tasks[1:]]
-    tasks[0]()
+    bundles = [tasks[start:stop] for start, stop in split_range(len(tasks), threads)]
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(run_bundle, bundle) for bundle in bundles[1:]]
+    for task in bundles[0]:
+        task()
     for future in futures:
         future.result()
 
