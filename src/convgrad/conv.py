@@ -82,13 +82,6 @@ def _check_array_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> 
         raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
 
 
-def _padded_input(x: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """Return ``x`` (batched, compute dtype) padded as the geometry says."""
-    if all(lo == 0 and hi == 0 for lo, hi in geometry.padding):
-        return np.ascontiguousarray(x)
-    return pad(x, geometry.padding, geometry.padding_mode)
-
-
 def _add_bias(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     if bias is not None:
         out += bias.astype(out.dtype, copy=False).reshape((1, -1) + (1,) * (out.ndim - 2))
@@ -152,7 +145,7 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pa
 
     x = _with_batch(x, geometry).astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
-    out = kernels.forward(_padded_input(x, geometry), w, geometry)
+    out = kernels.forward(x, w, geometry)
     return _without_batch(_add_bias(out, b), geometry)
 
 
@@ -254,7 +247,7 @@ def conv_weight_grad(
 
     x = _with_batch(x, geometry).astype(dtype, copy=False)
     go = _with_batch(go, geometry).astype(dtype, copy=False)
-    return kernels.weight_grad(_padded_input(x, geometry), go, geometry)
+    return kernels.weight_grad(x, go, geometry)
 
 
 def conv_bias_grad(grad_output, batched: bool = True):

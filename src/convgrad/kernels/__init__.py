@@ -7,8 +7,9 @@ or an infinity goes; they differ in speed and memory. The dispatch functions
 shape with :func:`choose_forward`, :func:`choose_input_grad` and
 :func:`choose_weight_grad`, or run the one named by ``path``.
 
-Inputs arrive batched, in the compute dtype and, for the forward pass and
-the weight gradient, padded.
+Inputs arrive batched, in the compute dtype and not padded: each path pads
+as it needs to (the im2col paths write zero padding straight into their
+columns).
 
 Paths
 -----
@@ -190,19 +191,25 @@ def all_finite(array: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------
 
 
+def _padded(x: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+    if any(lo or hi for lo, hi in geometry.padding):
+        return pad(x, geometry.padding, geometry.padding_mode)
+    return x
+
+
 def forward(
-    x_padded: np.ndarray,
+    x: np.ndarray,
     weight: np.ndarray,
     geometry: ConvGeometry,
     path: str | None = None,
     memory_limit: int | None = None,
 ) -> np.ndarray:
-    """Compute the convolution of a padded input, without bias: ``(N, C_out, *O)``.
+    """Compute the convolution of a batched input, without bias: ``(N, C_out, *O)``.
 
     Parameters
     ----------
-    x_padded : numpy.ndarray
-        ``(N, C_in, *padded_size)``, already padded as ``geometry`` says.
+    x : numpy.ndarray
+        ``(N, C_in, *L)``, not padded.
     weight : numpy.ndarray
         ``(C_out, C_in / G, *K)``, same dtype.
     geometry : ConvGeometry
@@ -215,31 +222,31 @@ def forward(
     path = choose_forward(geometry) if path is None else path
     _check_path("forward", path, FORWARD_PATHS, geometry)
     if path == "pointwise":
-        return pointwise.forward(x_padded, weight, geometry)
+        return pointwise.forward(x, weight, geometry)
     if path == "depthwise":
-        return depthwise.forward(x_padded, weight, geometry)
-    return im2col.forward(x_padded, weight, geometry, per_sample=path == "gemm_per_sample", memory_limit=memory_limit)
+        return depthwise.forward(_padded(x, geometry), weight, geometry)
+    return im2col.forward(x, weight, geometry, per_sample=path == "gemm_per_sample", memory_limit=memory_limit)
 
 
 def weight_grad(
-    x_padded: np.ndarray, grad_output: np.ndarray, geometry: ConvGeometry, path: str | None = None
+    x: np.ndarray, grad_output: np.ndarray, geometry: ConvGeometry, path: str | None = None
 ) -> np.ndarray:
-    """Compute ``dL/d weight`` of shape ``(C_out, C_in / G, *K)`` from the padded input.
+    """Compute ``dL/d weight`` of shape ``(C_out, C_in / G, *K)`` from the batched, unpadded input.
 
     ``path`` is one of :data:`WEIGHT_GRAD_PATHS`; by default
     :func:`choose_weight_grad` picks, after checking (for a depthwise
     convolution) whether the input is finite.
     """
     if path is None:
-        path = choose_weight_grad(geometry, input_finite=not is_depthwise(geometry) or all_finite(x_padded))
+        path = choose_weight_grad(geometry, input_finite=not is_depthwise(geometry) or all_finite(x))
     _check_path("weight gradient", path, WEIGHT_GRAD_PATHS, geometry)
     if path == "pointwise":
-        return pointwise.weight_grad(x_padded, grad_output, geometry)
+        return pointwise.weight_grad(x, grad_output, geometry)
     if path == "depthwise":
-        return depthwise.weight_grad(x_padded, grad_output, geometry)
+        return depthwise.weight_grad(_padded(x, geometry), grad_output, geometry)
     if path == "depthwise_flat":
-        return depthwise.weight_grad_flat(x_padded, grad_output, geometry)
-    return im2col.weight_grad(x_padded, grad_output, geometry, per_sample=path == "gemm_per_sample")
+        return depthwise.weight_grad_flat(_padded(x, geometry), grad_output, geometry)
+    return im2col.weight_grad(x, grad_output, geometry, per_sample=path == "gemm_per_sample")
 
 
 def input_grad(
@@ -276,12 +283,13 @@ def _input_grad_transposed_conv(
 ) -> tuple[np.ndarray, bool]:
     """Compute the input gradient of a stride-1 convolution as a convolution of ``grad_output``.
 
-    With ``E = r (K - 1) + 1`` the dilated kernel length, padding
-    ``grad_output`` by ``E - 1`` on both sides and correlating it with the
+    With ``E = r (K - 1) + 1`` the dilated kernel length, correlating
+    ``grad_output``, zero-padded by ``E - 1`` on both sides, with the
     flipped weight ``w_t[g C_g + c, j, k] = w[g M_g + j, c, K - 1 - k]``
     gives ``dL/dx̃`` on the whole padded input. For zero padding no wider
     than ``E - 1`` it pads by ``E - 1 - p`` instead, which gives ``dL/dx``
-    directly.
+    directly. The padding is part of the inner convolution's geometry, so
+    the im2col paths do not copy ``grad_output``.
 
     Returns
     -------
@@ -304,14 +312,13 @@ def _input_grad_transposed_conv(
     flipped = flipped[(Ellipsis, *(slice(None, None, -1),) * d)]
     flipped = np.ascontiguousarray(flipped).reshape(geometry.in_channels, out_g, *geometry.kernel_size)
 
-    grad_output_padded = pad(grad_output, widths, "zeros")
     geometry_t = ConvGeometry.create(
-        grad_output_padded.shape, flipped.shape, stride=1, padding=0, dilation=geometry.dilation, groups=groups
+        grad_output.shape, flipped.shape, stride=1, padding=widths, dilation=geometry.dilation, groups=groups
     )
     # The buffers of the convolution below count against the im2col size of
     # the original convolution, which is smaller when C_out > C_in.
-    memory_limit = max(0, im2col.im2col_bytes(geometry, weight.itemsize) - grad_output_padded.nbytes)
-    return forward(grad_output_padded, flipped, geometry_t, memory_limit=memory_limit), not direct
+    memory_limit = im2col.im2col_bytes(geometry, weight.itemsize)
+    return forward(grad_output, flipped, geometry_t, memory_limit=memory_limit), not direct
 
 
 # Imported last: the module uses the dispatch functions above.

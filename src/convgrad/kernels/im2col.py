@@ -1,10 +1,11 @@
 """The general path: im2col, one matrix product per group and chunk of samples.
 
-A strided view of the padded input with shape ``(N, G, C_g, *K, *O)`` lists,
-for every output position, the input elements its window reads. For a chunk
-of ``n`` samples, a group's part of the view is copied into the columns
-matrix ``cols`` of shape ``(C_g prod(K), n prod(O))``, rows ordered like the
-weight's ``(C_g, *K)`` and columns ``(sample, position)``. Then, with
+For a chunk of ``n`` samples, the input elements that every window of a
+group reads are copied into the columns matrix ``cols`` of shape
+``(C_g prod(K), n prod(O))``, rows ordered like the weight's ``(C_g, *K)``
+and columns ``(sample, position)``. Zero padding is written into the
+columns directly (see :class:`ColumnSource`), so the input is not copied
+into a padded array first. Then, with
 ``W_g`` the group's weight as ``(M_g, C_g prod(K))`` and ``go_g`` the
 group's output gradient as ``(M_g, n prod(O))``::
 
@@ -28,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convgrad.geometry import ConvGeometry
+from convgrad.padding import pad
 from convgrad.kernels._parallel import parallel_copy, parallel_parts, run_tasks, split_range
 
 # Target size of one chunk's columns matrix. It is a compromise: larger chunks
@@ -107,21 +109,116 @@ def chunk_samples(
     return int(max(1, min(geometry.batch, by_speed, by_memory)))
 
 
-def columns(view_group: np.ndarray, start: int, stop: int, buffer: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """Copy samples ``start:stop`` of one group's windows into ``(C_g prod(K), n prod(O))``.
+def _valid_range(k: int, r: int, s: int, lo: int, length: int, outputs: int) -> tuple[int, int]:
+    """Return the outputs ``[first, stop)`` whose tap ``k`` reads inside an unpadded axis.
 
-    ``view_group`` is ``windows(...)[:, g]`` of shape ``(N, C_g, *K, *O)``;
+    Output ``y`` reads unpadded coordinate ``y s + k r - lo``; the range keeps
+    those in ``[0, length)``.
+    """
+    first = max(0, -(-(lo - k * r) // s))
+    stop = max(0, (length - 1 + lo - k * r) // s + 1)
+    return min(first, outputs), min(max(stop, first), outputs)
+
+
+class ColumnSource:
+    """Where the columns of one convolution input come from.
+
+    With zero padding (or none) the columns are filled from the unpadded
+    input, one kernel offset at a time: the outputs whose tap lands in the
+    padding get zeros, and no padded copy of the input is made. Other
+    padding modes pad a copy of the input once and copy from its windows.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The batched input ``(N, C_in, *L)``, not padded.
+    geometry : ConvGeometry
+    """
+
+    def __init__(self, x: np.ndarray, geometry: ConvGeometry):
+        self.geometry = geometry
+        self.x = x
+        has_padding = any(lo or hi for lo, hi in geometry.padding)
+        if has_padding and geometry.padding_mode != "zeros":
+            x_padded = pad(x, geometry.padding, geometry.padding_mode)
+            self.view = windows(x_padded, geometry)
+            self.reserved_bytes = x_padded.nbytes
+        else:
+            self.view = None
+            self.reserved_bytes = 0
+        self.offsets = list(np.ndindex(*geometry.kernel_size))
+
+    def fill(self, target: np.ndarray, group: int, start: int, stop: int) -> None:
+        """Write the windows of samples ``start:stop`` of ``group`` into ``target`` ``(C_g, *K, n, *O)``."""
+        d = self.geometry.ndim
+        if self.view is not None:
+            source = self.view[start:stop, group].transpose(1, *range(2, 2 + d), 0, *range(2 + d, 2 + 2 * d))
+            parallel_copy(target, source)
+            return
+        parts = parallel_parts(target.nbytes)
+        run_tasks(
+            (lambda a=a, b=b: self._fill_offsets(target, group, start, stop, self.offsets[a:b]))
+            for a, b in split_range(len(self.offsets), parts)
+        )
+
+    def _fill_offsets(self, target, group, start, stop, offsets) -> None:
+        geometry = self.geometry
+        in_g = geometry.group_in_channels
+        source = self.x[start:stop, group * in_g:(group + 1) * in_g].swapaxes(0, 1)  # (C_g, n, *L)
+        for offset in offsets:
+            slab = target[(slice(None), *offset)]  # (C_g, n, *O)
+            ranges = [
+                _valid_range(k, r, s, lo, length, o)
+                for k, r, s, (lo, _), length, o in zip(
+                    offset, geometry.dilation, geometry.stride, geometry.padding,
+                    geometry.input_size, geometry.output_size,
+                )
+            ]
+            if any(first >= stop_y for first, stop_y in ranges):
+                slab[...] = 0
+                continue
+            # Zero the strips of outputs whose tap lands in the padding.
+            for axis, (first, stop_y) in enumerate(ranges):
+                index = [slice(None)] * (2 + geometry.ndim)
+                if first > 0:
+                    index[2 + axis] = slice(0, first)
+                    slab[tuple(index)] = 0
+                if stop_y < geometry.output_size[axis]:
+                    index[2 + axis] = slice(stop_y, None)
+                    slab[tuple(index)] = 0
+            inner_target = slab[(slice(None), slice(None), *(slice(f, t) for f, t in ranges))]
+            inner_source = source[(slice(None), slice(None), *(
+                slice(f * s + k * r - lo, (t - 1) * s + k * r - lo + 1, s)
+                for (f, t), k, r, s, (lo, _) in zip(ranges, offset, geometry.dilation, geometry.stride, geometry.padding)
+            ))]
+            np.copyto(inner_target, inner_source)
+
+
+def columns(source: ColumnSource, group: int, start: int, stop: int, buffer: np.ndarray) -> np.ndarray:
+    """Fill ``(C_g prod(K), n prod(O))`` columns for samples ``start:stop`` of ``group``.
+
     ``buffer`` is a flat array with room for the result.
     """
+    geometry = source.geometry
+    _, _, rows, positions = _sizes(geometry)
+    count = stop - start
+    shape = (geometry.group_in_channels, *geometry.kernel_size, count, *geometry.output_size)
+    cols = buffer[: rows * count * positions].reshape(shape)
+    source.fill(cols, group, start, stop)
+    return cols.reshape(rows, count * positions)
+
+
+def per_sample_columns(source: ColumnSource, group: int, start: int, stop: int, buffer: np.ndarray) -> np.ndarray:
+    """Fill ``(n, C_g prod(K), prod(O))`` columns for samples ``start:stop`` of ``group``."""
+    geometry = source.geometry
     d = geometry.ndim
     _, _, rows, positions = _sizes(geometry)
     count = stop - start
-    source = view_group[start:stop]
-    # (n, C_g, *K, *O) -> (C_g, *K, n, *O): rows first, then (sample, position).
-    source = source.transpose(1, *range(2, 2 + d), 0, *range(2 + d, 2 + 2 * d))
-    cols = buffer[: rows * count * positions].reshape(source.shape)
-    parallel_copy(cols, source)
-    return cols.reshape(rows, count * positions)
+    shape = (count, geometry.group_in_channels, *geometry.kernel_size, *geometry.output_size)
+    cols = buffer[: rows * count * positions].reshape(shape)
+    # The same memory seen as (C_g, *K, n, *O), the order fill() writes.
+    source.fill(cols.transpose(1, *range(2, 2 + d), 0, *range(2 + d, 2 + 2 * d)), group, start, stop)
+    return cols.reshape(count, rows, positions)
 
 
 def to_group_major(
@@ -134,46 +231,31 @@ def to_group_major(
     return target.reshape(source.shape[0], -1)
 
 
-def _padding_bytes(x_padded: np.ndarray, geometry: ConvGeometry) -> int:
-    """Bytes of the padded copy of the input, which the caller made (0 without padding)."""
-    padded = any(lo or hi for lo, hi in geometry.padding)
-    return x_padded.nbytes if padded else 0
-
-
-def _per_sample_columns(view_group: np.ndarray, start: int, stop: int, buffer: np.ndarray, rows: int) -> np.ndarray:
-    """Copy samples ``start:stop`` of one group's windows into ``(n, C_g prod(K), prod(O))``."""
-    source = view_group[start:stop]
-    cols = buffer[: source.size].reshape(source.shape)
-    parallel_copy(cols, source)
-    return cols.reshape(stop - start, rows, -1)
-
-
 # NaN and infinity follow IEEE rules (inf * 0 is NaN), as in PyTorch; NumPy's
 # "invalid value" warning for them would only repeat what the result shows.
 @np.errstate(invalid="ignore")
 def forward(
-    x_padded: np.ndarray,
+    x: np.ndarray,
     weight: np.ndarray,
     geometry: ConvGeometry,
     per_sample: bool = False,
     memory_limit: int | None = None,
 ) -> np.ndarray:
-    """Compute the convolution of a padded input by im2col and GEMM: ``(N, C_out, *O)``.
+    """Compute the convolution of the batched, unpadded input ``x`` by im2col and GEMM: ``(N, C_out, *O)``.
 
     With ``per_sample`` the columns are laid out ``(n, C_g prod(K), prod(O))``
     and each sample's product is written straight into the output; otherwise
     one product covers the chunk and its result is transposed into place.
     ``memory_limit`` bounds the buffers as in :func:`chunk_samples`.
     """
-    n = x_padded.shape[0]
+    n = x.shape[0]
     _, out_g, rows, positions = _sizes(geometry)
-    dtype = x_padded.dtype
-    view = windows(x_padded, geometry)
+    dtype = x.dtype
+    source = ColumnSource(x, geometry)
     weight = np.ascontiguousarray(weight).reshape(geometry.out_channels, rows)
     out = np.empty((n, geometry.out_channels, positions), dtype=dtype)
 
-    reserved = _padding_bytes(x_padded, geometry)
-    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, reserved, memory_limit)
+    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, source.reserved_bytes, memory_limit)
     cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
     result_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
 
@@ -183,10 +265,10 @@ def forward(
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             if per_sample:
-                cols = _per_sample_columns(view[:, g], start, stop, cols_buffer, rows)
+                cols = per_sample_columns(source, g, start, stop, cols_buffer)
                 np.matmul(w_g, cols, out=out[start:stop, channels])
                 continue
-            cols = columns(view[:, g], start, stop, cols_buffer, geometry)
+            cols = columns(source, g, start, stop, cols_buffer)
             if stop - start == 1:
                 np.matmul(w_g, cols, out=out[start, channels])
                 continue
@@ -197,7 +279,7 @@ def forward(
 
 @np.errstate(invalid="ignore")
 def forward_keeping_columns(
-    x_padded: np.ndarray, weight: np.ndarray, geometry: ConvGeometry
+    x: np.ndarray, weight: np.ndarray, geometry: ConvGeometry
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Compute the forward pass from whole-batch columns and return them too.
 
@@ -206,17 +288,17 @@ def forward_keeping_columns(
     Unlike :func:`forward` it does not chunk: the columns of every sample are
     kept.
     """
-    n = x_padded.shape[0]
+    n = x.shape[0]
     _, out_g, rows, positions = _sizes(geometry)
-    dtype = x_padded.dtype
-    view = windows(x_padded, geometry)
+    dtype = x.dtype
+    source = ColumnSource(x, geometry)
     weight = np.ascontiguousarray(weight).reshape(geometry.out_channels, rows)
     out = np.empty((n, geometry.out_channels, positions), dtype=dtype)
     kept = []
     result = np.empty((out_g, n * positions), dtype=dtype) if n > 1 else None
     for g in range(geometry.groups):
         channels = slice(g * out_g, (g + 1) * out_g)
-        cols = columns(view[:, g], 0, n, np.empty(rows * n * positions, dtype=dtype), geometry)
+        cols = columns(source, g, 0, n, np.empty(rows * n * positions, dtype=dtype))
         kept.append(cols)
         if n == 1:
             np.matmul(weight[channels], cols, out=out[0, channels])
@@ -228,22 +310,22 @@ def forward_keeping_columns(
 
 @np.errstate(invalid="ignore")
 def weight_grad(
-    x_padded: np.ndarray, grad_output: np.ndarray, geometry: ConvGeometry, per_sample: bool = False
+    x: np.ndarray, grad_output: np.ndarray, geometry: ConvGeometry, per_sample: bool = False
 ) -> np.ndarray:
-    """Compute ``dL/d weight`` of shape ``(C_out, C_in / G, *K)`` by im2col and GEMM.
+    """Compute ``dL/d weight`` of shape ``(C_out, C_in / G, *K)`` from the unpadded input by im2col and GEMM.
 
     With ``per_sample`` each sample gets its own product ``go[n] @ cols[n]^T``
     and the products are summed; otherwise one product covers the chunk,
     after the chunk's output gradient is transposed to ``(M_g, n prod(O))``.
     """
-    n = x_padded.shape[0]
+    n = x.shape[0]
     _, out_g, rows, positions = _sizes(geometry)
-    dtype = x_padded.dtype
-    view = windows(x_padded, geometry)
+    dtype = x.dtype
+    source = ColumnSource(x, geometry)
     go = grad_output.reshape(n, geometry.out_channels, positions)
     grad = np.zeros((geometry.out_channels, rows), dtype=dtype)
 
-    reserved = _padding_bytes(x_padded, geometry)
+    reserved = source.reserved_bytes
     if per_sample:
         # The per-sample products (n, M_g, rows) count like out_g * rows / positions rows.
         chunk = chunk_samples(geometry, -(-out_g * rows // positions), dtype.itemsize, reserved)
@@ -259,11 +341,11 @@ def weight_grad(
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             if per_sample:
-                cols = _per_sample_columns(view[:, g], start, stop, cols_buffer, rows)
+                cols = per_sample_columns(source, g, start, stop, cols_buffer)
                 product = np.matmul(go[start:stop, channels], cols.transpose(0, 2, 1), out=products[: stop - start])
                 grad[channels] += product.sum(axis=0)
                 continue
-            cols = columns(view[:, g], start, stop, cols_buffer, geometry)
+            cols = columns(source, g, start, stop, cols_buffer)
             if stop - start == 1:
                 go_g = go[start, channels]
             else:

@@ -4,8 +4,8 @@ A layer that runs ``conv`` forward and later needs the weight gradient
 builds the im2col columns twice: once for ``W @ cols`` and once for
 ``go @ cols^T``. :func:`conv_forward_saved` returns, next to the output, a
 :class:`SavedConv` that holds the columns (for the im2col paths) or the
-padded input (for the other paths), so that :meth:`SavedConv.weight_grad`
-skips the padding and the im2col copy. The object belongs to the caller;
+input (for the other paths), so that :meth:`SavedConv.weight_grad` skips the
+im2col copy. The object belongs to the caller;
 there is no global cache, and dropping it frees the memory.
 
 Example::
@@ -25,7 +25,6 @@ from convgrad import kernels
 from convgrad._arrays import as_numeric_array, compute_dtype
 from convgrad.geometry import ConvGeometry
 from convgrad.kernels import im2col
-from convgrad.padding import pad
 
 
 class SavedConv:
@@ -40,8 +39,8 @@ class SavedConv:
     columns : list of numpy.ndarray or None
         One ``(C_g prod(K), N prod(O))`` im2col matrix per group when the
         forward pass ran on the im2col path, else None.
-    x_padded : numpy.ndarray or None
-        The batched, padded input when ``columns`` is None.
+    x : numpy.ndarray or None
+        The batched input when ``columns`` is None.
 
     Notes
     -----
@@ -50,18 +49,18 @@ class SavedConv:
     copy that the weight gradient would otherwise repeat.
     """
 
-    def __init__(self, geometry, weight, columns, x_padded):
+    def __init__(self, geometry, weight, columns, x):
         self.geometry = geometry
         self.weight = weight
         self.columns = columns
-        self.x_padded = x_padded
+        self.x = x
 
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays this object keeps alive besides the weight."""
         if self.columns is not None:
             return sum(c.nbytes for c in self.columns)
-        return self.x_padded.nbytes
+        return self.x.nbytes
 
     def _batched_grad_output(self, grad_output) -> np.ndarray:
         go = as_numeric_array("grad_output", grad_output)
@@ -75,7 +74,7 @@ class SavedConv:
         geometry = self.geometry
         go = self._batched_grad_output(grad_output)
         if self.columns is None:
-            return kernels.weight_grad(self.x_padded, go, geometry)
+            return kernels.weight_grad(self.x, go, geometry)
 
         n = go.shape[0]
         out_g = geometry.group_out_channels
@@ -115,7 +114,7 @@ def conv_forward_saved(
     saved : SavedConv
         Its :meth:`~SavedConv.weight_grad` reuses the forward pass's im2col
         columns when the dispatcher chose an im2col path (``gemm`` or
-        ``gemm_per_sample``), and the padded input otherwise.
+        ``gemm_per_sample``), and the input otherwise.
     """
     x = as_numeric_array("input", input)
     w = as_numeric_array("weight", weight)
@@ -131,17 +130,13 @@ def conv_forward_saved(
 
     x = (x if geometry.batched else x[np.newaxis]).astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
-    if any(lo or hi for lo, hi in geometry.padding):
-        x_padded = pad(x, geometry.padding, geometry.padding_mode)
-    else:
-        x_padded = np.ascontiguousarray(x)
 
     if kernels.choose_forward(geometry) in ("gemm", "gemm_per_sample"):
-        out, columns = im2col.forward_keeping_columns(x_padded, w, geometry)
+        out, columns = im2col.forward_keeping_columns(x, w, geometry)
         saved = SavedConv(geometry, w, columns, None)
     else:
-        out = kernels.forward(x_padded, w, geometry)
-        saved = SavedConv(geometry, w, None, x_padded)
+        out = kernels.forward(x, w, geometry)
+        saved = SavedConv(geometry, w, None, x)
 
     if b is not None:
         out += b.astype(dtype, copy=False).reshape((1, -1) + (1,) * geometry.ndim)
