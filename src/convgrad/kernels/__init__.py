@@ -16,7 +16,8 @@ Paths
 ``gemm`` (forward, weight gradient) and ``col2im`` (input gradient)
     im2col and one matrix product per group and chunk of samples, with the
     output (or output gradient) transposed between ``(n, M_g, P)`` and
-    ``(M_g, n P)``; any geometry. See :mod:`convgrad.kernels.im2col`.
+    ``(M_g, n P)``. They accept any geometry. See
+    :mod:`convgrad.kernels.im2col`.
 ``gemm_per_sample`` and ``col2im_per_sample``
     The same with one product per sample on the output as stored, which
     saves the transposes but gives BLAS smaller products.
@@ -24,8 +25,10 @@ Paths
     Kernel of ones, stride 1, no padding, one group: a matrix product per
     sample on the input as stored. See :mod:`convgrad.kernels.pointwise`.
 ``depthwise`` (all passes)
-    One input channel per group: element-wise multiply-accumulate per kernel
-    offset. See :mod:`convgrad.kernels.depthwise`.
+    One input channel per group. The forward pass copies a chunk's windows
+    into columns and multiplies them by every group's kernels in one batched
+    product; the gradients multiply and accumulate one kernel offset at a
+    time. See :mod:`convgrad.kernels.depthwise`.
 ``transposed_conv`` (input gradient)
     For stride 1, the input gradient is the convolution of the zero-padded
     output gradient with the flipped kernel, whose input and output channels
@@ -50,12 +53,16 @@ input gradient:
     1, the weight is finite and either the convolution is depthwise with
     multiplier 1, or it is not depthwise and ``C_out / G <= 2 C_in / G``
     (the gather copies ``C_out/G`` rows per input position, col2im adds
-    ``C_in/G``, and an add costs about two copies); else ``depthwise`` when
+    ``C_in/G``, and an add is estimated to cost about two copies); else ``depthwise`` when
     ``C_in / G == 1`` and ``G > 1``; else ``col2im_per_sample`` or
     ``col2im`` by the forward pass's rule.
 
 The rules and thresholds come from timings on a 2-core AMD EPYC (Zen 4)
 with OpenBLAS 0.3.31; see docs/benchmarks.md.
+
+NOTE: that machine was shared with other jobs while the timings were taken,
+so the thresholds (``2 M_g``, ``2 C_in / G``) rest on the benchmark shapes
+and best-of-several samples; shapes far from those were not measured.
 """
 
 from __future__ import annotations
@@ -69,9 +76,9 @@ from convgrad.padding import pad, pad_adjoint
 
 __all__ = [
     "FORWARD_PATHS",
+    "INPUT_GRAD_PATHS",
     "SavedConv",
     "conv_forward_saved",
-    "INPUT_GRAD_PATHS",
     "WEIGHT_GRAD_PATHS",
     "choose_forward",
     "choose_input_grad",
@@ -147,8 +154,8 @@ def choose_forward(geometry: ConvGeometry) -> str:
 def choose_weight_grad(geometry: ConvGeometry, input_finite: bool = True) -> str:
     """Return the weight-gradient path the dispatcher uses for ``geometry``.
 
-    ``input_finite`` tells whether every element of the padded input is
-    finite; the ``depthwise_flat`` path is only exact then.
+    ``input_finite`` is whether every element of the input is finite, the
+    condition under which the ``depthwise_flat`` path is exact.
     """
     if is_depthwise(geometry) and input_finite and all(s == 1 for s in geometry.stride):
         return "depthwise_flat"
@@ -158,8 +165,8 @@ def choose_weight_grad(geometry: ConvGeometry, input_finite: bool = True) -> str
 def choose_input_grad(geometry: ConvGeometry, weight_finite: bool = True) -> str:
     """Return the input-gradient path the dispatcher uses for ``geometry``.
 
-    ``weight_finite`` tells whether every weight is finite; the
-    ``transposed_conv`` path is only exact then.
+    ``weight_finite`` is whether every weight is finite, the condition under
+    which the ``transposed_conv`` path is exact.
     """
     if is_pointwise(geometry):
         return "pointwise"

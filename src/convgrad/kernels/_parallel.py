@@ -5,9 +5,11 @@ additions and multiplications run on one core. They release the GIL, so
 splitting an array operation into slices and running the slices in threads
 uses the other cores.
 
-Only copies and element-wise operations run in this pool. Matrix products
-stay on the calling thread, where BLAS threads them itself; a product inside
-a pool thread would start BLAS threads of its own and oversubscribe the cores.
+Mostly copies and element-wise operations run in this pool. Large matrix
+products stay on the calling thread, where BLAS threads them itself, because
+a large product inside a pool thread would start BLAS threads of its own and
+oversubscribe the cores. The depthwise path runs its small batched products
+in the pool: OpenBLAS runs products that small on one thread.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def _task_ranges(batch: int, bytes_per_sample: int) -> list[tuple[int, int]]:
 
 
 def _flat_layout(geometry: ConvGeometry) -> tuple[list[int], int]:
-    """Return the flat shifts of the kernel offsets and the flat length that holds every output."""
+    """Return the flat shifts of the kernel offsets and the flat length that contains every output."""
     padded = geometry.padded_size
     flat_strides = [int(np.prod(padded[a + 1:])) for a in range(geometry.ndim)]
     shifts = [
@@ -82,9 +82,9 @@ def _columns(x_padded: np.ndarray, start: int, stop: int, geometry: ConvGeometry
     """Copy the windows of samples ``start:stop`` into ``(n, G, prod(K), width)``.
 
     ``width`` is ``prod(O)`` for window columns, or the flat length
-    ``O_1 L̃_2 ... L̃_d`` for flat columns (stride 1), whose positions between
-    rows and past the last output are not outputs; those past the input's
-    end are set to zero.
+    ``O_1 L̃_2 ... L̃_d`` for flat columns (stride 1). Flat positions between
+    rows and past the last output are not outputs, and those past the
+    input's end are set to zero.
     """
     count = stop - start
     groups = geometry.groups

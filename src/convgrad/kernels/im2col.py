@@ -94,11 +94,11 @@ def chunk_samples(
 
     A chunk needs ``rows + other_rows`` values per sample and output position
     (its columns plus the result or gradient that goes with them). It is
-    sized to about :data:`CHUNK_BYTES` of columns and, together with
-    ``reserved_bytes`` of other buffers, to at most three quarters of
-    ``memory_limit`` (default: the size of the whole im2col matrix); the
-    last quarter is left for small temporaries. A chunk holds at least one
-    sample.
+    sized to about :data:`CHUNK_BYTES` of columns. Together with
+    ``reserved_bytes`` of other buffers it takes at most three quarters of
+    ``memory_limit`` (default: the size of the whole im2col matrix), which
+    leaves the last quarter for small temporaries. A chunk contains at least
+    one sample.
     """
     _, _, rows, positions = _sizes(geometry)
     if memory_limit is None:
@@ -121,7 +121,7 @@ def _valid_range(k: int, r: int, s: int, lo: int, length: int, outputs: int) -> 
 
 
 class ColumnSource:
-    """Where the columns of one convolution input come from.
+    """Source of the im2col columns of one convolution input.
 
     With zero padding (or none) the columns are filled from the unpadded
     input, one kernel offset at a time: the outputs whose tap lands in the
@@ -244,7 +244,7 @@ def forward(
     """Compute the convolution of the batched, unpadded input ``x`` by im2col and GEMM: ``(N, C_out, *O)``.
 
     With ``per_sample`` the columns are laid out ``(n, C_g prod(K), prod(O))``
-    and each sample's product is written straight into the output; otherwise
+    and each sample's product is written straight into the output. Otherwise
     one product covers the chunk and its result is transposed into place.
     ``memory_limit`` bounds the buffers as in :func:`chunk_samples`.
     """
@@ -315,7 +315,7 @@ def weight_grad(
     """Compute ``dL/d weight`` of shape ``(C_out, C_in / G, *K)`` from the unpadded input by im2col and GEMM.
 
     With ``per_sample`` each sample gets its own product ``go[n] @ cols[n]^T``
-    and the products are summed; otherwise one product covers the chunk,
+    and the products are summed. Otherwise one product covers the chunk,
     after the chunk's output gradient is transposed to ``(M_g, n prod(O))``.
     """
     n = x.shape[0]
@@ -362,7 +362,7 @@ def input_grad_padded(
     """Compute ``dL/d x̃``, the gradient with respect to the padded input, by GEMM and col2im.
 
     With ``per_sample`` each sample's columns are ``W_g^T @ go[n]``, read
-    from the output gradient as stored; otherwise the chunk's output
+    from the output gradient as stored. Otherwise the chunk's output
     gradient is first transposed to ``(M_g, n prod(O))`` for one product.
     """
     n = grad_output.shape[0]

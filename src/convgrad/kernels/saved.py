@@ -3,7 +3,7 @@
 A layer that runs ``conv`` forward and later needs the weight gradient
 builds the im2col columns twice: once for ``W @ cols`` and once for
 ``go @ cols^T``. :func:`conv_forward_saved` returns, next to the output, a
-:class:`SavedConv` that holds the columns (for the im2col paths) or the
+:class:`SavedConv` that contains the columns (for the im2col paths) or the
 input (for the other paths), so that :meth:`SavedConv.weight_grad` skips the
 im2col copy. The object belongs to the caller;
 there is no global cache, and dropping it frees the memory.
