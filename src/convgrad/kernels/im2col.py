@@ -123,10 +123,15 @@ def _valid_range(k: int, r: int, s: int, lo: int, length: int, outputs: int) -> 
 class ColumnSource:
     """Source of the im2col columns of one convolution input.
 
-    With zero padding (or none) the columns are filled from the unpadded
-    input, one kernel offset at a time: the outputs whose tap lands in the
-    padding get zeros, and no padded copy of the input is made. Other
-    padding modes pad a copy of the input once and copy from its windows.
+    Other padding modes than zeros pad a copy of the input once and copy the
+    columns from its windows, in one strided copy per chunk. So does zero
+    padding when the padded copy takes at most a quarter of the im2col
+    matrix. Otherwise (the padded copy would crowd the chunks out of their
+    memory budget, as with stride 2) the columns are filled from the
+    unpadded input one kernel offset at a time, with zeros where a tap lands
+    in the padding. The per-offset fill makes more, shorter copies: on the
+    2d-14x14 benchmark case it took 1.6 ms per chunk against 1.2 ms for the
+    strided copy plus 0.3 ms for the padding.
 
     Parameters
     ----------
@@ -138,15 +143,17 @@ class ColumnSource:
     def __init__(self, x: np.ndarray, geometry: ConvGeometry):
         self.geometry = geometry
         self.x = x
-        has_padding = any(lo or hi for lo, hi in geometry.padding)
-        if has_padding and geometry.padding_mode != "zeros":
+        self.offsets = list(np.ndindex(*geometry.kernel_size))
+        self.view = None
+        self.reserved_bytes = 0
+        if not any(lo or hi for lo, hi in geometry.padding):
+            self.view = windows(x, geometry)
+            return
+        padded_bytes = x.shape[0] * x.shape[1] * int(np.prod(geometry.padded_size)) * x.itemsize
+        if geometry.padding_mode != "zeros" or 4 * padded_bytes <= im2col_bytes(geometry, x.itemsize):
             x_padded = pad(x, geometry.padding, geometry.padding_mode)
             self.view = windows(x_padded, geometry)
             self.reserved_bytes = x_padded.nbytes
-        else:
-            self.view = None
-            self.reserved_bytes = 0
-        self.offsets = list(np.ndindex(*geometry.kernel_size))
 
     def fill(self, target: np.ndarray, group: int, start: int, stop: int) -> None:
         """Write the windows of samples ``start:stop`` of ``group`` into ``target`` ``(C_g, *K, n, *O)``."""
