@@ -37,6 +37,10 @@ from convgrad.kernels._parallel import parallel_copy, parallel_parts, run_tasks,
 # and the product.
 CHUNK_BYTES = 8 << 20
 
+# Zero padding is copied into a padded array only when that array takes at
+# most this fraction of the im2col matrix (see ColumnSource).
+PADDED_COPY_FRACTION = 0.25
+
 
 def windows(x_padded: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     """Return a read-only view of shape ``(N, G, C_g, *K, *O)`` over the padded input.
@@ -150,7 +154,8 @@ class ColumnSource:
             self.view = windows(x, geometry)
             return
         padded_bytes = x.shape[0] * x.shape[1] * int(np.prod(geometry.padded_size)) * x.itemsize
-        if geometry.padding_mode != "zeros" or 4 * padded_bytes <= im2col_bytes(geometry, x.itemsize):
+        cheap = padded_bytes <= PADDED_COPY_FRACTION * im2col_bytes(geometry, x.itemsize)
+        if geometry.padding_mode != "zeros" or cheap:
             x_padded = pad(x, geometry.padding, geometry.padding_mode)
             self.view = windows(x_padded, geometry)
             self.reserved_bytes = x_padded.nbytes
