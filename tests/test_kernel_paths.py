@@ -280,3 +280,92 @@ def test_saved_forward_keeps_columns_on_im2col_path(rng):
     assert saved.nbytes == 2 * 3 * 9 * 36 * 4
     with pytest.raises(ValueError, match="grad_output has shape"):
         saved.weight_grad(np.zeros((2, 4, 5, 5), dtype=np.float32))
+
+
+def test_thread_count_setting_validates_and_restores():
+    default = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(3)
+        assert kernels.get_num_threads() == 3
+        with pytest.raises(ValueError, match="threads must be >= 1"):
+            kernels.set_num_threads(0)
+        with pytest.raises(TypeError, match="threads must be an int"):
+            kernels.set_num_threads(2.0)
+    finally:
+        kernels.set_num_threads(None)
+    assert kernels.get_num_threads() == default
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_thread_count_does_not_change_results(rng, threads):
+    """Splitting copies, fills and scatter-adds over threads gives the single-thread result."""
+    cases = [
+        ((6, 3, 9, 8), (4, 3, 3, 3), {"padding": 1}),
+        ((6, 2, 11, 10), (4, 2, 3, 3), {"stride": 2, "padding": 1}),
+        ((6, 4, 9, 9), (8, 1, 3, 3), {"groups": 4, "padding": 1}),
+    ]
+    for input_shape, weight_shape, kwargs in cases:
+        geometry = _geometry(input_shape, weight_shape, kwargs)
+        x, w, go = _arrays(rng, geometry, np.float64)
+        results = {}
+        for count in (1, threads):
+            kernels.set_num_threads(count)
+            try:
+                results[count] = (
+                    kernels.forward(x, w, geometry),
+                    kernels.input_grad(w, go, geometry),
+                    kernels.weight_grad(x, go, geometry),
+                )
+            finally:
+                kernels.set_num_threads(None)
+        for name, single, multi in zip(("forward", "input grad", "weight grad"), results[1], results[threads]):
+            assert_close(multi, single, rtol=1e-13, atol=1e-13, context=f"{input_shape} {name} with {threads} threads")
+
+
+def test_task_error_reaches_caller():
+    from convgrad.kernels._parallel import run_tasks
+
+    def fail():
+        raise RuntimeError("task failed")
+
+    kernels.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="task failed"):
+            run_tasks([lambda: None, fail])
+    finally:
+        kernels.set_num_threads(None)
+
+
+MEMORY_CASES = [
+    ("gemm", (8, 8, 16, 16), (16, 8, 3, 3), {"padding": 1}),
+    ("gemm-stride", (8, 8, 16, 16), (8, 8, 3, 3), {"stride": 2, "padding": 1}),
+    ("per-sample", (8, 1, 16, 16), (16, 1, 5, 5), {"padding": 2}),
+    ("depthwise", (8, 8, 16, 16), (8, 1, 3, 3), {"groups": 8, "padding": 1}),
+    ("reflect", (8, 8, 16, 16), (8, 8, 3, 3), {"padding": 1, "padding_mode": "reflect"}),
+]
+
+
+@pytest.mark.parametrize("name, input_shape, weight_shape, kwargs", MEMORY_CASES, ids=[c[0] for c in MEMORY_CASES])
+def test_peak_memory_below_im2col_size(rng, name, input_shape, weight_shape, kwargs):
+    """No pass allocates more than its im2col matrix on top of its result (tracemalloc sees NumPy's arrays)."""
+    import tracemalloc
+
+    geometry = _geometry(input_shape, weight_shape, kwargs)
+    x, w, go = _arrays(rng, geometry, np.float32)
+    im2col_bytes = x.shape[0] * x.shape[1] * int(np.prod(weight_shape[2:])) * int(np.prod(geometry.output_size)) * 4
+    calls = {
+        "forward": lambda: kernels.forward(x, w, geometry),
+        "input grad": lambda: kernels.input_grad(w, go, geometry),
+        "weight grad": lambda: kernels.weight_grad(x, go, geometry),
+    }
+    for pass_name, call in calls.items():
+        call()  # create the thread pool and other one-time state outside the measurement
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            result = call()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        extra = peak - before - result.nbytes
+        assert extra <= im2col_bytes, f"{name} {pass_name}: {extra} extra bytes, im2col matrix {im2col_bytes}"
