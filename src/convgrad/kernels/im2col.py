@@ -32,9 +32,10 @@ from convgrad.geometry import ConvGeometry
 from convgrad.padding import pad
 from convgrad.kernels._parallel import parallel_copy, parallel_parts, run_tasks, split_range
 
-# Target size of one chunk's columns matrix. It is a compromise: larger chunks
-# make longer matrix products, smaller ones stay in cache between the copy
-# and the product.
+# Target size of one chunk's columns matrix. Larger chunks make longer matrix
+# products, smaller ones stay in cache between the copy and the product.
+# NOTE: 8 MiB was not tuned; the shared benchmark machine was too noisy to
+# separate neighbouring sizes.
 CHUNK_BYTES = 8 << 20
 
 # Zero padding is copied into a padded array only when that array takes at
@@ -339,7 +340,8 @@ def weight_grad(
 
     reserved = source.reserved_bytes
     if per_sample:
-        # The per-sample products (n, M_g, rows) count like out_g * rows / positions rows.
+        # Each sample's product (M_g, rows) needs as much memory as
+        # ceil(M_g rows / P) more rows of columns.
         chunk = chunk_samples(geometry, -(-out_g * rows // positions), dtype.itemsize, reserved)
         products = np.empty((chunk, out_g, rows), dtype=dtype)
     else:
