@@ -296,13 +296,23 @@ def test_thread_count_setting_validates_and_restores():
     assert kernels.get_num_threads() == default
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_thread_count_does_not_change_results(rng, threads):
-    """Splitting copies, fills and scatter-adds over threads gives the single-thread result."""
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("split", ["chunks", "copies"])
+def test_thread_count_does_not_change_results(rng, monkeypatch, threads, split):
+    """Running chunks in threads, or splitting copies, fills and scatter-adds, gives the single-thread result."""
+    from convgrad.kernels import _parallel
+
+    if split == "chunks":
+        pytest.importorskip("threadpoolctl")
+        monkeypatch.setattr(_parallel, "MIN_CHUNK_FLOPS", 0)
+    else:
+        monkeypatch.setattr(_parallel, "_blas_controller", False)
     cases = [
         ((6, 3, 9, 8), (4, 3, 3, 3), {"padding": 1}),
         ((6, 2, 11, 10), (4, 2, 3, 3), {"stride": 2, "padding": 1}),
         ((6, 4, 9, 9), (8, 1, 3, 3), {"groups": 4, "padding": 1}),
+        ((5, 4, 6, 7), (3, 4, 1, 1), {}),
+        ((2, 1, 9, 9), (4, 1, 5, 5), {"padding": 2}),
     ]
     for input_shape, weight_shape, kwargs in cases:
         geometry = _geometry(input_shape, weight_shape, kwargs)
@@ -319,7 +329,8 @@ def test_thread_count_does_not_change_results(rng, threads):
             finally:
                 kernels.set_num_threads(None)
         for name, single, multi in zip(("forward", "input grad", "weight grad"), results[1], results[threads]):
-            assert_close(multi, single, rtol=1e-13, atol=1e-13, context=f"{input_shape} {name} with {threads} threads")
+            assert_close(multi, single, rtol=1e-13, atol=1e-13,
+                         context=f"{input_shape} {name} with {threads} threads ({split})")
 
 
 def test_task_error_reaches_caller():

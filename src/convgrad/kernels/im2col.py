@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convgrad.geometry import ConvGeometry
 from convgrad.padding import pad
-from convgrad.kernels._parallel import parallel_copy, parallel_parts, run_tasks, split_range
+from convgrad.kernels._parallel import chunk_threads, parallel_copy, parallel_parts, run_chunks, run_tasks, split_range
 
 # Target size of one chunk's columns matrix. Larger chunks make longer matrix
 # products, smaller ones stay in cache between the copy and the product.
@@ -93,7 +93,12 @@ def im2col_bytes(geometry: ConvGeometry, itemsize: int) -> int:
 
 
 def chunk_samples(
-    geometry: ConvGeometry, other_rows: int, itemsize: int, reserved_bytes: int = 0, memory_limit: int | None = None
+    geometry: ConvGeometry,
+    other_rows: int,
+    itemsize: int,
+    reserved_bytes: int = 0,
+    memory_limit: int | None = None,
+    concurrency: int = 1,
 ) -> int:
     """Return how many samples one chunk holds.
 
@@ -102,16 +107,20 @@ def chunk_samples(
     sized to about :data:`CHUNK_BYTES` of columns. Together with
     ``reserved_bytes`` of other buffers it takes at most three quarters of
     ``memory_limit`` (default: the size of the whole im2col matrix), which
-    leaves the last quarter for small temporaries. A chunk contains at least
-    one sample.
+    leaves the last quarter for small temporaries. ``concurrency`` chunks
+    are in memory at once, and with more than one the chunks are small
+    enough that every thread gets one. A chunk contains at least one sample.
     """
     _, _, rows, positions = _sizes(geometry)
     if memory_limit is None:
         memory_limit = im2col_bytes(geometry, itemsize)
     per_sample = (rows + other_rows) * positions * itemsize
     by_speed = CHUNK_BYTES // (rows * positions * itemsize)
-    by_memory = (memory_limit * 3 // 4 - reserved_bytes) // per_sample
-    return int(max(1, min(geometry.batch, by_speed, by_memory)))
+    by_memory = (memory_limit * 3 // 4 - reserved_bytes) // (per_sample * concurrency)
+    chunk = min(geometry.batch, by_speed, by_memory)
+    if concurrency > geometry.groups:
+        chunk = min(chunk, -(-geometry.batch * geometry.groups // concurrency))
+    return int(max(1, chunk))
 
 
 def _valid_range(k: int, r: int, s: int, lo: int, length: int, outputs: int) -> tuple[int, int]:
@@ -268,26 +277,39 @@ def forward(
     weight = np.ascontiguousarray(weight).reshape(geometry.out_channels, rows)
     out = np.empty((n, geometry.out_channels, positions), dtype=dtype)
 
-    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, source.reserved_bytes, memory_limit)
-    cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
-    result_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
+    threads = chunk_threads()
+    other_rows = 0 if per_sample else out_g
+    chunk = chunk_samples(geometry, other_rows, dtype.itemsize, source.reserved_bytes, memory_limit, threads)
 
-    for g in range(geometry.groups):
+    def make_buffers():
+        cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
+        result_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
+        return cols_buffer, result_buffer
+
+    def work(item, buffers):
+        g, start, stop = item
+        cols_buffer, result_buffer = buffers
         channels = slice(g * out_g, (g + 1) * out_g)
         w_g = weight[channels]
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            if per_sample:
-                cols = per_sample_columns(source, g, start, stop, cols_buffer)
-                np.matmul(w_g, cols, out=out[start:stop, channels])
-                continue
-            cols = columns(source, g, start, stop, cols_buffer)
-            if stop - start == 1:
-                np.matmul(w_g, cols, out=out[start, channels])
-                continue
-            result = np.matmul(w_g, cols, out=result_buffer[: out_g * cols.shape[1]].reshape(out_g, -1))
-            parallel_copy(out[start:stop, channels], result.reshape(out_g, stop - start, positions).transpose(1, 0, 2))
+        if per_sample:
+            cols = per_sample_columns(source, g, start, stop, cols_buffer)
+            np.matmul(w_g, cols, out=out[start:stop, channels])
+            return
+        cols = columns(source, g, start, stop, cols_buffer)
+        if stop - start == 1:
+            np.matmul(w_g, cols, out=out[start, channels])
+            return
+        result = np.matmul(w_g, cols, out=result_buffer[: out_g * cols.shape[1]].reshape(out_g, -1))
+        parallel_copy(out[start:stop, channels], result.reshape(out_g, stop - start, positions).transpose(1, 0, 2))
+
+    run_chunks(_chunk_items(geometry, chunk), make_buffers, work, geometry.flops)
     return out.reshape(n, geometry.out_channels, *geometry.output_size)
+
+
+def _chunk_items(geometry: ConvGeometry, chunk: int) -> list[tuple[int, int, int]]:
+    """``(group, start, stop)`` for every group and chunk of samples."""
+    n = geometry.batch
+    return [(g, start, min(n, start + chunk)) for g in range(geometry.groups) for start in range(0, n, chunk)]
 
 
 @np.errstate(invalid="ignore")
@@ -336,36 +358,43 @@ def weight_grad(
     dtype = x.dtype
     source = ColumnSource(x, geometry)
     go = grad_output.reshape(n, geometry.out_channels, positions)
-    grad = np.zeros((geometry.out_channels, rows), dtype=dtype)
 
-    reserved = source.reserved_bytes
-    if per_sample:
-        # Each sample's product (M_g, rows) needs as much memory as
-        # ceil(M_g rows / P) more rows of columns.
-        chunk = chunk_samples(geometry, -(-out_g * rows // positions), dtype.itemsize, reserved)
-        products = np.empty((chunk, out_g, rows), dtype=dtype)
-    else:
-        chunk = chunk_samples(geometry, out_g, dtype.itemsize, reserved)
-    cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
-    go_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
-    partial = np.empty((out_g, rows), dtype=dtype)
+    threads = chunk_threads()
+    # Each sample's product (M_g, rows) needs as much memory as
+    # ceil(M_g rows / P) more rows of columns.
+    other_rows = -(-out_g * rows // positions) if per_sample else out_g
+    chunk = chunk_samples(geometry, other_rows, dtype.itemsize, source.reserved_bytes, concurrency=threads)
 
-    for g in range(geometry.groups):
+    def make_buffers():
+        return {
+            "cols": np.empty(rows * chunk * positions, dtype=dtype),
+            "go": np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None,
+            "products": np.empty((chunk, out_g, rows), dtype=dtype) if per_sample else None,
+            "partial": np.empty((out_g, rows), dtype=dtype),
+            # This thread's share of the gradient.
+            "grad": np.zeros((geometry.out_channels, rows), dtype=dtype),
+        }
+
+    def work(item, buffers):
+        g, start, stop = item
         channels = slice(g * out_g, (g + 1) * out_g)
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            if per_sample:
-                cols = per_sample_columns(source, g, start, stop, cols_buffer)
-                product = np.matmul(go[start:stop, channels], cols.transpose(0, 2, 1), out=products[: stop - start])
-                grad[channels] += product.sum(axis=0)
-                continue
-            cols = columns(source, g, start, stop, cols_buffer)
-            if stop - start == 1:
-                go_g = go[start, channels]
-            else:
-                go_g = to_group_major(go, start, stop, channels, go_buffer)
-            np.matmul(go_g, cols.T, out=partial)
-            grad[channels] += partial
+        if per_sample:
+            cols = per_sample_columns(source, g, start, stop, buffers["cols"])
+            product = np.matmul(go[start:stop, channels], cols.transpose(0, 2, 1), out=buffers["products"][: stop - start])
+            buffers["grad"][channels] += product.sum(axis=0)
+            return
+        cols = columns(source, g, start, stop, buffers["cols"])
+        if stop - start == 1:
+            go_g = go[start, channels]
+        else:
+            go_g = to_group_major(go, start, stop, channels, buffers["go"])
+        np.matmul(go_g, cols.T, out=buffers["partial"])
+        buffers["grad"][channels] += buffers["partial"]
+
+    runs = run_chunks(_chunk_items(geometry, chunk), make_buffers, work, geometry.flops)
+    grad = runs[0]["grad"]
+    for run in runs[1:]:
+        grad += run["grad"]
     return grad.reshape(geometry.weight_shape)
 
 
@@ -387,32 +416,40 @@ def input_grad_padded(
     weight = np.ascontiguousarray(weight).reshape(geometry.out_channels, rows)
     grad_padded = np.zeros((n, geometry.in_channels, *geometry.padded_size), dtype=dtype)
 
-    reserved = grad_padded.nbytes
-    chunk = chunk_samples(geometry, 0 if per_sample else out_g, dtype.itemsize, reserved)
-    cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
-    go_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
+    threads = chunk_threads()
+    other_rows = 0 if per_sample else out_g
+    chunk = chunk_samples(geometry, other_rows, dtype.itemsize, grad_padded.nbytes, concurrency=threads)
     offsets = list(np.ndindex(*geometry.kernel_size))
     slices = [offset_slices(offset, geometry) for offset in offsets]
 
-    for g in range(geometry.groups):
+    def make_buffers():
+        cols_buffer = np.empty(rows * chunk * positions, dtype=dtype)
+        go_buffer = np.empty(out_g * chunk * positions, dtype=dtype) if chunk > 1 and not per_sample else None
+        return cols_buffer, go_buffer
+
+    def work(item, buffers):
+        g, start, stop = item
+        cols_buffer, go_buffer = buffers
+        count = stop - start
         out_channels = slice(g * out_g, (g + 1) * out_g)
         w_g = weight[out_channels]
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            count = stop - start
-            if per_sample:
-                cols = np.matmul(
-                    w_g.T, go[start:stop, out_channels], out=cols_buffer[: rows * count * positions].reshape(count, rows, -1)
-                )
-                cols = cols.reshape(count, in_g, *geometry.kernel_size, *geometry.output_size)
-            else:
-                go_g = go[start, out_channels] if count == 1 else to_group_major(go, start, stop, out_channels, go_buffer)
-                cols = np.matmul(w_g.T, go_g, out=cols_buffer[: rows * count * positions].reshape(rows, -1))
-                # (C_g, *K, n, *O) -> (n, C_g, *K, *O)
-                cols = cols.reshape(in_g, *geometry.kernel_size, count, *geometry.output_size)
-                cols = np.moveaxis(cols, 1 + d, 0)
-            target = grad_padded[start:stop, g * in_g:(g + 1) * in_g]
-            scatter_add_offsets(target, cols, offsets, slices)
+        if per_sample:
+            cols = np.matmul(
+                w_g.T, go[start:stop, out_channels], out=cols_buffer[: rows * count * positions].reshape(count, rows, -1)
+            )
+            cols = cols.reshape(count, in_g, *geometry.kernel_size, *geometry.output_size)
+        else:
+            go_g = go[start, out_channels] if count == 1 else to_group_major(go, start, stop, out_channels, go_buffer)
+            cols = np.matmul(w_g.T, go_g, out=cols_buffer[: rows * count * positions].reshape(rows, -1))
+            # (C_g, *K, n, *O) -> (n, C_g, *K, *O)
+            cols = cols.reshape(in_g, *geometry.kernel_size, count, *geometry.output_size)
+            cols = np.moveaxis(cols, 1 + d, 0)
+        # Chunks of different threads cover different samples or groups, so
+        # their scatter-adds never touch the same element.
+        target = grad_padded[start:stop, g * in_g:(g + 1) * in_g]
+        scatter_add_offsets(target, cols, offsets, slices)
+
+    run_chunks(_chunk_items(geometry, chunk), make_buffers, work, geometry.flops)
     return grad_padded
 
 
