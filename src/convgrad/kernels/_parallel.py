@@ -11,7 +11,7 @@ Two ways of sharing the cores with BLAS are used:
   the matrix products stay on the calling thread, where BLAS threads them.
 - Coarse-grained (:func:`run_chunks`): whole chunks (copy, product, write
   back) run in the pool while BLAS is limited to one thread. A two-thread
-  BLAS product waits at every block for its second thread, and on a loaded
+  BLAS product waits at every block for its second thread. On a loaded
   machine a waiting thread can lose whole scheduler slices: a
   ``(32 x 3200) @ (3200 x 160)`` product was measured at 0.7 ms on one
   thread and 64 ms on two. Chunks synchronize once per chunk instead. This

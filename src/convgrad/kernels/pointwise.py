@@ -20,7 +20,7 @@ PARTIAL_BYTES = 4 << 20
 
 
 def _sample_ranges(n: int) -> list[tuple[int, int]]:
-    """One range of samples per thread of :func:`run_chunks` (one range without threadpoolctl)."""
+    """Split the samples into one range per thread of :func:`run_chunks` (one range without threadpoolctl)."""
     return split_range(n, chunk_threads())
 
 
