@@ -32,7 +32,7 @@ import numpy as np
 
 
 def torch_equivalent(model):
-    """Build a ``torch.nn.Sequential`` with the same layers and copy of the parameters."""
+    """Build a ``torch.nn.Sequential`` with the same layers and copies of the parameters."""
     import torch
     from torch import nn
 
@@ -188,6 +188,8 @@ def main(argv=None) -> int:
         if not args.skip_torch:
             config = run.config
             torch_model = torch_equivalent(initial_model)
+            # OpenBLAS threads still spinning after NumPy work slow PyTorch's own pool down.
+            time.sleep(1.0)
             torch_accuracy, torch_seconds, torch_total = train_torch(torch_model, run.dataset, config.epochs, config.batch_size,
                                                         config.lr, config.weight_decay, seed)
             row.update(torch_accuracy=torch_accuracy, torch_epoch_seconds=torch_seconds,
