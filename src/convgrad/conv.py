@@ -25,19 +25,19 @@ and ``dL/dx`` is the adjoint of the padding applied to ``dL/dx̃`` (see
 
 Strategy
 --------
-The default path never loops in Python over samples or output positions, only
-over groups and kernel offsets. See :mod:`convgrad._kernels` for the ways it
-computes each pass and how one is chosen.
+The default path never loops in Python over output positions, only over
+groups, kernel offsets and chunks of samples. See :mod:`convgrad.kernels` for
+the ways it computes each pass and how one is chosen.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from convgrad import _kernels
+from convgrad import kernels
 from convgrad._arrays import as_numeric_array, compute_dtype
 from convgrad.geometry import ConvGeometry, as_shape, transposed_geometry
-from convgrad.padding import pad, pad_adjoint
+from convgrad.padding import pad
 
 __all__ = [
     "conv",
@@ -80,13 +80,6 @@ def _check_bias(bias, out_channels: int) -> np.ndarray | None:
 def _check_array_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
     if array.shape != shape:
         raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
-
-
-def _padded_input(x: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """Return ``x`` (batched, compute dtype) padded as the geometry says."""
-    if all(lo == 0 and hi == 0 for lo, hi in geometry.padding):
-        return np.ascontiguousarray(x)
-    return pad(x, geometry.padding, geometry.padding_mode)
 
 
 def _add_bias(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -152,7 +145,7 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pa
 
     x = _with_batch(x, geometry).astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
-    out = _kernels.forward(_padded_input(x, geometry), w, geometry)
+    out = kernels.forward(x, w, geometry)
     return _without_batch(_add_bias(out, b), geometry)
 
 
@@ -219,8 +212,7 @@ def conv_input_grad(
     dtype = compute_dtype(w, go)
 
     go = _with_batch(go, geometry).astype(dtype, copy=False)
-    grad_padded = _kernels.input_grad(w.astype(dtype, copy=False), go, geometry)
-    grad = pad_adjoint(grad_padded, geometry.padding, geometry.padding_mode)
+    grad = kernels.input_grad(w.astype(dtype, copy=False), go, geometry)
     return _without_batch(grad, geometry)
 
 
@@ -255,7 +247,7 @@ def conv_weight_grad(
 
     x = _with_batch(x, geometry).astype(dtype, copy=False)
     go = _with_batch(go, geometry).astype(dtype, copy=False)
-    return _kernels.weight_grad(_padded_input(x, geometry), go, geometry)
+    return kernels.weight_grad(x, go, geometry)
 
 
 def conv_bias_grad(grad_output, batched: bool = True):
@@ -346,8 +338,7 @@ def conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding
         extra = tuple((0, o - n) for o, n in zip(geometry.output_size, spatial))
         x = pad(x, extra, "zeros")
 
-    grad_padded = _kernels.input_grad(w.astype(dtype, copy=False), x, geometry)
-    out = pad_adjoint(grad_padded, geometry.padding, "zeros")
+    out = kernels.input_grad(w.astype(dtype, copy=False), x, geometry)
     return _without_batch(_add_bias(out, b), geometry)
 
 

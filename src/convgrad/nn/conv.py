@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from convgrad.conv import conv, conv_input_grad, conv_transpose, conv_weight_grad
+from convgrad.kernels import conv_forward_saved
 from convgrad.geometry import PADDING_MODES, expand_ints, normalize_padding
 from convgrad.nn import init
 from convgrad.nn._validation import (
@@ -85,6 +86,7 @@ class _ConvNd(Module):
         init.default_weight_and_bias(self.weight, self.bias, rng)
 
         self.input = None
+        self.saved = None
 
     def _conv_arguments(self) -> tuple:
         return self.stride, self.padding, self.dilation, self.groups, self.padding_mode
@@ -99,17 +101,27 @@ class _ConvNd(Module):
             )
         self.input = x
         bias = None if self.bias is None else self.bias.data
-        return conv(x, self.weight.data, bias, *self._conv_arguments())
+        if not self.training:
+            self.saved = None
+            return conv(x, self.weight.data, bias, *self._conv_arguments())
+
+        # In training, keep the forward pass's im2col columns (about the size
+        # of the input times prod(kernel_size)) so the weight gradient reuses them.
+        output, self.saved = conv_forward_saved(x, self.weight.data, bias, *self._conv_arguments())
+        return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         x = require_forward(self.input, type(self).__name__)
         grad_output = np.asarray(grad_output)
         arguments = self._conv_arguments()
-
-        # The core checks grad_output's shape against the forward geometry.
-        self.weight.grad += conv_weight_grad(x, self.weight.shape, grad_output, *arguments)
         if self.bias is not None:
             self.bias.grad += _bias_grad(grad_output, batched=x.ndim == self.spatial_dims + 2)
+
+        # The core checks grad_output's shape against the forward geometry.
+        if self.saved is not None:
+            self.weight.grad += self.saved.weight_grad(grad_output)
+            return self.saved.input_grad(grad_output)
+        self.weight.grad += conv_weight_grad(x, self.weight.shape, grad_output, *arguments)
         return conv_input_grad(x.shape, self.weight.data, grad_output, *arguments)
 
     def extra_repr(self) -> str:
