@@ -159,6 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--limit-train", type=int, default=None, help="train on the first N samples only")
     parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: BLAS threads)")
     parser.add_argument("--skip-torch", action="store_true", help="train only with convgrad")
+    parser.add_argument("--torch-only", action="store_true",
+                        help="build the convgrad preset for its initial weights but train only the PyTorch copy")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
@@ -182,9 +184,16 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as out:
             config = TrainConfig(dataset=args.dataset, epochs=args.epochs, seed=seed, out=out,
                                  data_dir=args.data_dir, limit_train=args.limit_train)
-            accuracy, seconds, total, initial_model, run = train_convgrad(config)
-        row = {"seed": seed, "convgrad_accuracy": accuracy, "convgrad_epoch_seconds": seconds,
-               "convgrad_total_seconds": total}
+            if args.torch_only:
+                from convgrad.run import prepare_training
+
+                run = prepare_training(config)
+                initial_model = run.trainer.model
+                row = {"seed": seed}
+            else:
+                accuracy, seconds, total, initial_model, run = train_convgrad(config)
+                row = {"seed": seed, "convgrad_accuracy": accuracy, "convgrad_epoch_seconds": seconds,
+                       "convgrad_total_seconds": total}
         if not args.skip_torch:
             config = run.config
             torch_model = torch_equivalent(initial_model)
@@ -193,7 +202,9 @@ def main(argv=None) -> int:
             torch_accuracy, torch_seconds, torch_total = train_torch(torch_model, run.dataset, config.epochs, config.batch_size,
                                                         config.lr, config.weight_decay, seed)
             row.update(torch_accuracy=torch_accuracy, torch_epoch_seconds=torch_seconds,
-                       torch_total_seconds=torch_total, time_ratio=seconds / torch_seconds)
+                       torch_total_seconds=torch_total)
+            if "convgrad_epoch_seconds" in row:
+                row["time_ratio"] = row["convgrad_epoch_seconds"] / torch_seconds
         rows.append(row)
         print(json.dumps(row), flush=True)
 
