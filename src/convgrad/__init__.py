@@ -10,7 +10,9 @@ The public operators follow PyTorch's semantics and argument names:
 :mod:`convgrad.reference` has the same operators written as loops (the
 oracle), :mod:`convgrad.signal` the flipped-kernel convolution of signal
 processing, and :func:`gradcheck` checks any operator's backward pass by
-finite differences.
+finite differences. :func:`conv_forward_saved` returns, with the output, the
+state its gradients reuse, and :func:`set_num_threads` sets the size of the
+kernels' thread pool.
 """
 
 from convgrad.conv import (
@@ -30,6 +32,7 @@ from convgrad.conv import (
 from convgrad.geometry import ConvGeometry
 from convgrad.gradcheck import GradcheckError, GradcheckReport, gradcheck, gradcheck_module
 from convgrad import reference, signal
+from convgrad.kernels import SavedConv, conv_forward_saved, get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -37,6 +40,10 @@ __all__ = [
     "ConvGeometry",
     "GradcheckError",
     "GradcheckReport",
+    "SavedConv",
+    "conv_forward_saved",
+    "get_num_threads",
+    "set_num_threads",
     "gradcheck",
     "gradcheck_module",
     "reference",
