@@ -33,6 +33,7 @@ from convgrad.geometry import ConvGeometry
 from convgrad.gradcheck import GradcheckError, GradcheckReport, gradcheck, gradcheck_module
 from convgrad import reference, signal
 from convgrad.kernels import SavedConv, conv_forward_saved, get_num_threads, set_num_threads
+from convgrad import nn  # after the operators, which the layers import
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ __all__ = [
     "set_num_threads",
     "gradcheck",
     "gradcheck_module",
+    "nn",
     "reference",
     "signal",
     "conv",

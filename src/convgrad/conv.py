@@ -275,6 +275,11 @@ def conv_backward(
         Shapes of ``input``, ``weight`` and ``(C_out,)``. ``grad_bias`` is None
         when ``bias`` is False.
     """
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(
+            f"bias must be True or False (whether to return the bias gradient), got {type(bias).__name__}; "
+            "the bias values do not enter the gradients"
+        )
     x = as_numeric_array("input", input)
     w = as_numeric_array("weight", weight)
     grad_input = conv_input_grad(x.shape, w, grad_output, stride, padding, dilation, groups, padding_mode)

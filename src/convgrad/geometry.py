@@ -29,6 +29,7 @@ import numpy as np
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_STRINGS = ("valid", "same", "full")
+MAX_INT = np.iinfo(np.int64).max
 
 
 # ---------------------------------------------------------------------------
@@ -43,6 +44,8 @@ def _check_int(name: str, value, *, minimum: int) -> int:
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > MAX_INT:
+        raise ValueError(f"{name} must be at most {MAX_INT} (the largest int64), got {value}")
     return value
 
 
@@ -145,6 +148,11 @@ def _check_padding_mode(padding_mode, padding, input_size) -> str:
 def as_shape(name: str, shape) -> tuple[int, ...]:
     """Check that ``shape`` is a sequence of non-negative ints and return it as a tuple."""
     if isinstance(shape, np.ndarray):
+        if shape.ndim != 1:
+            raise TypeError(
+                f"{name} must be a tuple of ints, got an ndarray of shape {shape.shape}; "
+                f"to pass an array's shape, use array.shape"
+            )
         shape = shape.tolist()
     if not isinstance(shape, (list, tuple)):
         raise TypeError(f"{name} must be a tuple of ints, got {shape!r} of type {type(shape).__name__}")

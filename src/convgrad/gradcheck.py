@@ -28,6 +28,8 @@ Semantics
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -112,6 +114,29 @@ class GradcheckReport:
 
 def _is_differentiable(value) -> bool:
     return isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+
+
+def _as_checked_input(value):
+    """Return a float64 copy of a numeric array or nested list, and anything else unchanged."""
+    if isinstance(value, (list, tuple)):
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            return value
+        if array.dtype.kind in "biuf":
+            value = array
+    if _is_differentiable(value):
+        return np.array(value, dtype=np.float64, order="C", copy=True)
+    return value
+
+
+def _check_tolerances(eps, atol, rtol) -> None:
+    for name, value, positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            rule = "a finite number > 0" if positive else "a finite number >= 0"
+            raise ValueError(f"{name} must be {rule}, got {value!r}")
 
 
 def _as_tuple(grads, count: int, what: str) -> tuple:
@@ -223,15 +248,18 @@ def gradcheck(
     """
     if mode not in ("full", "random"):
         raise ValueError(f"mode must be 'full' or 'random', got {mode!r}")
-    if eps <= 0:
-        raise ValueError(f"eps must be positive, got {eps}")
+    _check_tolerances(eps, atol, rtol)
+    if isinstance(num_directions, bool) or not isinstance(num_directions, numbers.Integral) or num_directions < 1:
+        raise ValueError(f"num_directions must be a positive integer, got {num_directions!r}")
 
-    values = [np.array(v, dtype=np.float64, order="C", copy=True) if _is_differentiable(v) else v for v in inputs]
+    values = [_as_checked_input(v) for v in inputs]
     if names is None:
         names = [f"input[{i}]" for i in range(len(values))]
     if len(names) != len(values):
         raise ValueError(f"names has {len(names)} entries, but there are {len(values)} inputs")
     checked = [i for i, v in enumerate(values) if _is_differentiable(v)] if wrt is None else list(wrt)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"wrt must not repeat an index, got {list(wrt)}")
     for i in checked:
         if not (0 <= i < len(values)) or not _is_differentiable(values[i]):
             raise ValueError(f"wrt must list indices of numeric array inputs, got {i} in {list(wrt)}")
@@ -334,6 +362,7 @@ def gradcheck_module(
     GradcheckReport
         One entry for ``input`` and one per named parameter.
     """
+    _check_tolerances(eps, atol, rtol)
     x = np.array(input, dtype=np.float64, order="C", copy=True)
     rng = np.random.default_rng(seed)
     output = np.asarray(module.forward(x), dtype=np.float64)
@@ -350,7 +379,10 @@ def gradcheck_module(
     report.arguments.append(_check_elements("input", x, grad_input, loss, eps, atol, rtol))
     for name, param in module.named_parameters():
         if param.data.dtype != np.float64:
-            raise TypeError(f"gradcheck_module needs float64 parameters, {name} has dtype {param.data.dtype}")
+            raise TypeError(
+                f"gradcheck_module needs float64 parameters, {name} has dtype {param.data.dtype}; "
+                "construct the layer with dtype=np.float64"
+            )
         analytic = param.grad.copy()
         report.arguments.append(_check_elements(name, param.data, analytic, loss, eps, atol, rtol))
 

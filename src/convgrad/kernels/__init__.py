@@ -228,6 +228,8 @@ def forward(
     """
     path = choose_forward(geometry) if path is None else path
     _check_path("forward", path, FORWARD_PATHS, geometry)
+    if x.shape[0] == 0:
+        return np.zeros((0, geometry.out_channels, *geometry.output_size), dtype=x.dtype)
     if path == "pointwise":
         return pointwise.forward(x, weight, geometry)
     if path == "depthwise":
@@ -247,6 +249,9 @@ def weight_grad(
     if path is None:
         path = choose_weight_grad(geometry, input_finite=not is_depthwise(geometry) or all_finite(x))
     _check_path("weight gradient", path, WEIGHT_GRAD_PATHS, geometry)
+    if x.shape[0] == 0:
+        # A sum over no samples.
+        return np.zeros(geometry.weight_shape, dtype=np.result_type(x, grad_output))
     if path == "pointwise":
         return pointwise.weight_grad(x, grad_output, geometry)
     if path == "depthwise":
@@ -269,6 +274,8 @@ def input_grad(
     if path is None:
         path = choose_input_grad(geometry, weight_finite=all_finite(weight))
     _check_path("input gradient", path, INPUT_GRAD_PATHS, geometry)
+    if grad_output.shape[0] == 0:
+        return np.zeros((0, geometry.in_channels, *geometry.input_size), dtype=np.result_type(weight, grad_output))
     if path == "pointwise":
         return pointwise.input_grad(weight, grad_output, geometry)
     if path == "transposed_conv":

@@ -131,7 +131,7 @@ def conv_forward_saved(
     x = (x if geometry.batched else x[np.newaxis]).astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
 
-    if kernels.choose_forward(geometry) in ("gemm", "gemm_per_sample"):
+    if x.shape[0] > 0 and kernels.choose_forward(geometry) in ("gemm", "gemm_per_sample"):
         out, columns = im2col.forward_keeping_columns(x, w, geometry)
         saved = SavedConv(geometry, w, columns, None)
     else:

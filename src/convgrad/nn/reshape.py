@@ -37,7 +37,9 @@ class Flatten(Module):
                 f"0 <= start_dim <= end_dim < ndim after wrapping negative axes, got input of shape {x.shape}"
             )
         self.input_shape = x.shape
-        output = x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+        # The explicit product (not -1) also works when another axis has length 0.
+        merged = int(np.prod(x.shape[start:end + 1]))
+        output = x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
         self.output_shape = output.shape
         return output
 
