@@ -199,6 +199,31 @@ def test_invalid_options_exit_2(argv, pattern, capsys, tmp_path):
     _single_error_line(capsys, 2, code, pattern)
 
 
+def _unusable_out_dirs(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [(a_file, "existing file"), (a_file / "sub", "cannot create"), (Path("/proc/nope"), "cannot create")]
+    if os.geteuid() != 0:  # root can write into a read-only directory
+        read_only = tmp_path / "read-only"
+        read_only.mkdir()
+        read_only.chmod(0o500)
+        cases.append((read_only, "cannot create or write"))
+    return cases
+
+
+def test_train_rejects_unusable_out_before_training(tmp_path, mnist1d_cache, capsys, monkeypatch):
+    from convgrad import run
+
+    def fail_if_loaded(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before --out was checked")
+
+    monkeypatch.setattr(run, "load_dataset", fail_if_loaded)
+    for out, wording in _unusable_out_dirs(tmp_path):
+        code = _train_mnist1d(out, mnist1d_cache)
+        line = _single_error_line(capsys, 2, code, rf"^convgrad train: error: .*{re.escape(str(out))}")
+        assert wording in line
+
+
 def test_train_missing_image_dataset(tmp_path, capsys):
     code = main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
     _single_error_line(capsys, 2, code, r"^convgrad train: error: .*nowhere")
