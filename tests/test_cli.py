@@ -336,6 +336,37 @@ def test_predict_png_equals_npy(image_run, tmp_path, capsys):
     assert "Ankle boot" in png_output.out  # class names come from the checkpoint
 
 
+def test_predict_image_scaled_by_bit_depth(tmp_path):
+    """One picture saved at 8-bit, 16-bit, 32-bit integer and float depth reads as the same sample."""
+    from PIL import Image
+
+    from convgrad.cli import read_samples
+
+    # Values above 255 in the 16-bit file catch a reader that clips instead of scaling.
+    picture16 = np.random.default_rng(3).integers(0, 65536, size=(28, 28), dtype=np.uint16)
+    expected = picture16 / 65535.0
+    Image.fromarray(np.round(picture16 / 257.0).astype(np.uint8)).save(tmp_path / "eight.png")
+    Image.fromarray(picture16).save(tmp_path / "sixteen.png")
+    Image.fromarray(picture16).save(tmp_path / "sixteen.tif")
+    Image.fromarray((expected * (2**31 - 1)).astype(np.int32)).save(tmp_path / "thirty-two.tif")
+    Image.fromarray(expected.astype(np.float32)).save(tmp_path / "float.tif")
+    rgb = np.repeat(np.round(picture16 / 257.0).astype(np.uint8)[:, :, None], 3, axis=2)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+
+    for name in ("eight.png", "sixteen.png", "sixteen.tif", "thirty-two.tif", "float.tif", "rgb.png"):
+        sample = read_samples(tmp_path / name, (1, 28, 28), (0.0, 1.0))
+        assert sample.shape == (1, 1, 28, 28)
+        np.testing.assert_allclose(sample[0, 0], expected, rtol=0, atol=1 / 255, err_msg=name)
+
+
+def test_predict_rejects_float_image_outside_unit_range(image_run, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.full((28, 28), 2.5, dtype=np.float32)).save(tmp_path / "bright.tif")
+    code = main(["predict", str(image_run / "last.npz"), str(tmp_path / "bright.tif")])
+    _single_error_line(capsys, 2, code, r"floating-point images must contain finite values in \[0, 1\]")
+
+
 def test_predict_png_other_size_is_resized(image_run, tmp_path, capsys):
     from PIL import Image
 

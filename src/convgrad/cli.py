@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
             "array holding one sample (C, *spatial) or (*spatial) for one channel, or a batch (N, C, *spatial) "
             "or (N, *spatial), in the dataset's raw scale (pixels in [0, 1] for the image sets); the "
             "checkpoint's normalization is applied. For 2-D models FILE may also be an image (PNG or any "
-            "format Pillow reads): it is converted to grayscale, scaled to [0, 1] and, when its size differs "
+            "format Pillow reads): color and palette images are converted to grayscale, integer pixels are "
+            "divided by the maximum of their bit depth (255, 65535 or 2**31 - 1), floating-point pixels must "
+            "already be in [0, 1], and, when its size differs "
             "from the model's input (28x28), resized to it with a warning, without keeping the aspect ratio. "
             "The image sets show light objects on a dark background."
         ),
@@ -460,6 +462,54 @@ def _as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: Path) -> np
     raise ValueError(f"{path} contains an array of shape {array.shape}; this model takes {accepted}")
 
 
+# Divisors that map the pixel values of Pillow's integer grayscale modes to
+# [0, 1]. Mode "I" holds signed 32-bit integers, and only its non-negative half
+# is accepted.
+# NOTE: a 16-bit image that a reader loads as mode "I" instead of "I;16" comes
+# out near black, because its values are divided by 2**31 - 1.
+_INTEGER_MODE_MAX = {
+    "L": 255,
+    "I;16": 65535,
+    "I;16L": 65535,
+    "I;16B": 65535,
+    "I;16N": 65535,
+    "I": 2**31 - 1,
+}
+
+
+def _image_pixels(image, path: Path) -> np.ndarray:
+    """Return the pixels of a Pillow image as a 2-D float64 array in [0, 1].
+
+    Integer grayscale images are divided by the maximum of their mode (255 for
+    8-bit, 65535 for 16-bit, 2**31 - 1 for 32-bit). Float images (mode "F")
+    are taken as already in [0, 1]. Other modes (RGB, RGBA, palette, ...)
+    are converted to 8-bit grayscale first.
+
+    Raises
+    ------
+    ValueError
+        If a float image has values outside [0, 1] or that are not finite, or
+        a 32-bit integer image has negative values.
+    """
+    if image.mode == "F":
+        pixels = np.asarray(image, dtype=np.float64)
+        if not np.all(np.isfinite(pixels)) or pixels.min() < 0.0 or pixels.max() > 1.0:
+            raise ValueError(
+                f"{path} is a floating-point image with values in [{pixels.min():g}, {pixels.max():g}]; "
+                "floating-point images must contain finite values in [0, 1]"
+            )
+        return pixels
+    if image.mode not in _INTEGER_MODE_MAX:
+        image = image.convert("L")
+    pixels = np.asarray(image).astype(np.float64)
+    if pixels.size and pixels.min() < 0:
+        raise ValueError(
+            f"{path} is a 32-bit integer image with negative values (minimum {pixels.min():g}); "
+            "expected values in [0, 2**31 - 1]"
+        )
+    return pixels / _INTEGER_MODE_MAX[image.mode]
+
+
 def _read_image(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -471,19 +521,22 @@ def _read_image(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndarr
     height, width = input_shape[1:]
     try:
         with Image.open(path) as image:
-            gray = image.convert("L")
+            image.load()
+            pixels = _image_pixels(image, path)
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"cannot read {path} as an image: {error}") from error
 
-    if gray.size != (width, height):
+    if pixels.shape != (height, width):
         print(
-            f"convgrad predict: warning: {path} is {gray.size[0]}x{gray.size[1]} pixels; "
+            f"convgrad predict: warning: {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; "
             f"resized to {width}x{height} without keeping the aspect ratio",
             file=sys.stderr,
         )
-        gray = gray.resize((width, height), Image.Resampling.LANCZOS)
+        # Resampling in float keeps the full precision of 16-bit and float
+        # images. Lanczos can overshoot, so the result is clipped to [0, 1].
+        resized = Image.fromarray(pixels.astype(np.float32)).resize((width, height), Image.Resampling.LANCZOS)
+        pixels = np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)
     low, high = raw_range
-    pixels = np.asarray(gray, dtype=np.float64) / 255.0
     return (low + (high - low) * pixels)[None]
 
 
