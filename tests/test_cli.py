@@ -313,6 +313,12 @@ def test_predict_rejects_wrong_shape(mnist1d_run, tmp_path, capsys):
     _single_error_line(capsys, 2, code, r"shape \(2, 39\); this model takes \(1, 40\) for one sample")
 
 
+def test_predict_rejects_empty_batch(mnist1d_run, tmp_path, capsys):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 1, 40)))
+    code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path / "empty.npy")])
+    _single_error_line(capsys, 2, code, r"empty batch of shape \(0, 1, 40\); expected at least one sample")
+
+
 def test_predict_missing_input_file(mnist1d_run, tmp_path, capsys):
     code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path / "absent.npy")])
     _single_error_line(capsys, 2, code, r"input file .*absent\.npy not found")

@@ -457,6 +457,8 @@ def _as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: Path) -> np
         if array.shape == shape:
             return array.reshape((1, *input_shape))
         if array.ndim == len(shape) + 1 and array.shape[1:] == shape:
+            if len(array) == 0:
+                raise ValueError(f"{path} contains an empty batch of shape {array.shape}; expected at least one sample")
             return array.reshape((len(array), *input_shape))
     accepted = " or ".join(f"{shape} for one sample, (N, {', '.join(map(str, shape))}) for a batch" for shape in sample_shapes)
     raise ValueError(f"{path} contains an array of shape {array.shape}; this model takes {accepted}")
