@@ -254,6 +254,23 @@ def test_evaluate_bad_checkpoint(tmp_path, capsys):
     _single_error_line(capsys, 2, code, r"^convgrad evaluate: error: ")
 
 
+def test_evaluate_json_file_is_not_a_checkpoint(tmp_path, capsys):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"final": {"test_acc": 0.5}}')
+    code = main(["evaluate", str(path)])
+    line = _single_error_line(capsys, 2, code, r"is not a convgrad checkpoint \(not a valid \.npz archive written by convgrad\)")
+    assert "pickled" not in line and "unsafe" not in line
+
+
+def test_directory_arguments_are_reported_as_directories(mnist1d_run, tmp_path, capsys):
+    code = main(["evaluate", str(tmp_path)])
+    _single_error_line(capsys, 2, code, r"^convgrad evaluate: error: checkpoint .* is a directory, not a checkpoint file$")
+    code = main(["predict", str(tmp_path), str(tmp_path)])
+    _single_error_line(capsys, 2, code, r"^convgrad predict: error: checkpoint .* is a directory")
+    code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path)])
+    _single_error_line(capsys, 2, code, r"^convgrad predict: error: input file .* is a directory")
+
+
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     code = main(["evaluate", str(tmp_path / "none.npz")])
     _single_error_line(capsys, 2, code, r"none\.npz not found")

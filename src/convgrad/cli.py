@@ -436,6 +436,8 @@ def read_samples(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndar
         If the array's shape fits neither one sample nor a batch, the image
         cannot be used by this model, or the file cannot be read.
     """
+    if path.is_dir():
+        raise IsADirectoryError(f"input file {path} is a directory; expected a .npy array or an image file")
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
     if path.suffix.lower() == ".npy":

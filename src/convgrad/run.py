@@ -431,6 +431,8 @@ def load_trained_model(path):
         If ``path`` is not a training checkpoint or its preset is unknown.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} not found")
     arrays, metadata = load_checkpoint(path)
@@ -454,6 +456,8 @@ def stored_config(path) -> TrainConfig:
         If ``path`` is not a training checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} not found")
     _, metadata = load_checkpoint(path)
