@@ -105,9 +105,18 @@ def test_train_prints_final_line(tmp_path, mnist1d_cache, capsys):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     last_line = captured.out.strip().splitlines()[-1]
     assert last_line.startswith(f"test accuracy {metrics['final']['test_acc']:.4f}")
-    assert "after 1 epochs" in last_line
+    assert "after 1 epoch in" in last_line
     # --quiet: nothing on standard error.
     assert captured.err == ""
+
+
+def test_train_start_line_uses_singular_for_one_epoch(tmp_path, mnist1d_cache, capsys):
+    argv = ["train", "--model", "tiny1d", "--epochs", "1", "--batch-size", "50", "--limit-train", "100"]
+    argv += ["--limit-test", "50", "--data-dir", str(mnist1d_cache), "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "1 epoch of batch 50" in captured.err
+    assert "1 epochs" not in captured.err + captured.out
 
 
 def test_train_warns_before_replacing_run(tmp_path, mnist1d_cache, capsys):

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     defaults_text = "; ".join(
-        f"{name}: {values['epochs']} epochs of batch {values['batch_size']}, model {models.DEFAULT_PRESETS[name]}"
+        f"{name}: {_count(values['epochs'], 'epoch')} of batch {values['batch_size']}, model {models.DEFAULT_PRESETS[name]}"
         for name, values in train_run.DATASET_DEFAULTS.items()
     )
     train_parser = commands.add_parser(
@@ -261,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _count(number: int, noun: str) -> str:
+    """Format ``number`` with ``noun`` in the singular or the plural ("1 epoch", "2 epochs")."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _fail(command: str, error: BaseException) -> int:
     print(f"convgrad {command}: error: {error}", file=sys.stderr)
     return EXIT_USAGE
@@ -339,7 +344,7 @@ def command_train(args) -> int:
         print(
             f"{action}: {run.config.model} ({trainer.model.num_parameters():,} parameters) on "
             f"{run.config.dataset} ({len(trainer.x_train)} train, {len(trainer.x_test)} test samples), "
-            f"{run.config.epochs} epochs of batch {run.config.batch_size}, {run.config.optimizer} "
+            f"{_count(run.config.epochs, 'epoch')} of batch {run.config.batch_size}, {run.config.optimizer} "
             f"lr {run.config.lr:g} with {run.config.schedule} schedule, output in {run.config.out}",
             file=stream,
         )
@@ -363,7 +368,7 @@ def command_train(args) -> int:
     best = metrics["best"]
     print(
         f"test accuracy {final['test_acc']:.4f} (best {best['test_acc']:.4f} at epoch {best['epoch']}) "
-        f"after {trainer.epoch} epochs in {metrics['train_seconds_total']:.1f} s; report in {run.config.out}"
+        f"after {_count(trainer.epoch, 'epoch')} in {metrics['train_seconds_total']:.1f} s; report in {run.config.out}"
     )
     return EXIT_OK
 
@@ -410,7 +415,7 @@ def command_evaluate(args) -> int:
     for index, name in enumerate(names):
         support = int(confusion[index].sum())
         value = "n/a" if support == 0 else f"{per_class[index]:.4f}"
-        print(f"  {index:>2}  {name:<{width}}  {value:>6}  ({support} samples)")
+        print(f"  {index:>2}  {name:<{width}}  {value:>6}  ({_count(support, 'sample')})")
     print()
     print("confusion matrix (rows: true class, columns: predicted class):")
     print(_format_matrix(confusion))
