@@ -280,6 +280,37 @@ def test_directory_arguments_are_reported_as_directories(mnist1d_run, tmp_path, 
     _single_error_line(capsys, 2, code, r"^convgrad predict: error: input file .* is a directory")
 
 
+def _nan_weight_checkpoint(run_dir, tmp_path):
+    from convgrad.checkpoint import load_checkpoint, save_checkpoint
+
+    arrays, metadata = load_checkpoint(run_dir / "last.npz")
+    arrays = {key: np.full_like(value, np.nan) if key.startswith("model/") and value.dtype.kind == "f" else value for key, value in arrays.items()}
+    path = tmp_path / "nan.npz"
+    save_checkpoint(path, arrays, metadata)
+    return path
+
+
+def test_evaluate_nan_weights_exit_1(mnist1d_run, mnist1d_cache, tmp_path, capsys):
+    path = _nan_weight_checkpoint(mnist1d_run, tmp_path)
+    code = main(["evaluate", str(path), "--data-dir", str(mnist1d_cache), "--limit-test", "100"])
+    _single_error_line(capsys, 1, code, r"^convgrad evaluate: error: .* produces non-finite logits")
+
+
+def test_predict_nan_weights_exit_1(mnist1d_run, tmp_path, capsys):
+    path = _nan_weight_checkpoint(mnist1d_run, tmp_path)
+    np.save(tmp_path / "sample.npy", np.zeros((1, 40)))
+    code = main(["predict", str(path), str(tmp_path / "sample.npy")])
+    _single_error_line(capsys, 1, code, r"^convgrad predict: error: .* produces non-finite logits")
+
+
+def test_predict_rejects_nan_input(mnist1d_run, tmp_path, capsys):
+    sample = np.zeros((1, 40))
+    sample[0, 7] = np.nan
+    np.save(tmp_path / "nan.npy", sample)
+    code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path / "nan.npy")])
+    _single_error_line(capsys, 2, code, r"nan\.npy contains NaN or infinite values; every input value must be finite")
+
+
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     code = main(["evaluate", str(tmp_path / "none.npz")])
     _single_error_line(capsys, 2, code, r"none\.npz not found")

@@ -1,7 +1,7 @@
 """The ``convgrad`` command line: train, evaluate, predict, gradcheck, summary.
 
-Exit status: 0 on success, 1 when training diverges or a gradient check
-fails, 2 for invalid options, missing data and unreadable checkpoints (one
+Exit status: 0 on success, 1 when training diverges, a gradient check
+fails or a model produces non-finite logits, 2 for invalid options, missing data and unreadable checkpoints (one
 line on standard error, no traceback), 130 when interrupted with Ctrl-C.
 Results go to standard output. Progress and per-epoch lines go to standard
 error.
@@ -401,6 +401,16 @@ def command_evaluate(args) -> int:
         return _fail("evaluate", error)
 
     mean_loss, accuracy, predictions = evaluate_model(model, CrossEntropyLoss(), x_test, dataset.y_test)
+    # The cross-entropy of finite logits is finite (log-sum-exp is computed
+    # stably), so a non-finite mean loss means NaN or infinite logits, whose
+    # argmax would make every prediction class 0.
+    if not math.isfinite(mean_loss):
+        print(
+            f"convgrad evaluate: error: the model in {args.checkpoint} produces non-finite logits "
+            "(NaN or infinite weights?), so its predictions are meaningless",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     num_classes = run["num_classes"]
     names = run["class_names"] or [str(i) for i in range(num_classes)]
     confusion = confusion_matrix(predictions, dataset.y_test, num_classes)
@@ -452,6 +462,8 @@ def read_samples(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndar
             raise ValueError(f"cannot read {path} as a .npy array: {error}") from error
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             raise ValueError(f"{path} contains a {array.dtype} array; expected an integer or floating array")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{path} contains NaN or infinite values; every input value must be finite")
         return _as_batch(array.astype(np.float64), input_shape, path)
     return _read_image(path, input_shape, raw_range)[None]
 
@@ -564,6 +576,13 @@ def command_predict(args) -> int:
         return _fail("predict", error)
 
     logits = model.forward(x).astype(np.float64)
+    if not np.all(np.isfinite(logits)):
+        print(
+            f"convgrad predict: error: the model in {args.checkpoint} produces non-finite logits "
+            "(NaN or infinite weights?), so its predictions are meaningless",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     shifted = logits - logits.max(axis=1, keepdims=True)
     probabilities = np.exp(shifted)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
