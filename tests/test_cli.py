@@ -513,3 +513,15 @@ def test_subprocess_console_entry(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0
     assert "Traceback" not in bad.stderr
+
+
+def test_plot_ratios_help_and_missing_results(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "plot_ratios.py"
+    shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "RESULTS.json" in shown.stdout and "bench_conv.py" in shown.stdout
+
+    missing = subprocess.run([sys.executable, str(script), "absent.json"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+    assert "cannot read absent.json" in missing.stderr
