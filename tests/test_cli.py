@@ -525,3 +525,11 @@ def test_plot_ratios_help_and_missing_results(tmp_path):
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
     assert "cannot read absent.json" in missing.stderr
+
+
+def test_train_help_says_best_and_patience_use_test_split(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "There is no validation split: best.npz and --patience select on the test split" in text
+    patience_help = text[text.index("--patience EPOCHS") :]
+    assert "uses the test split, because there is no validation split" in patience_help

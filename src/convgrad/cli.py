@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model and write checkpoints and a report",
         description=(
-            "Train a preset model on a dataset. Writes last.npz (every epoch), best.npz (best test "
-            "accuracy), metrics.json and PNG plots into --out, and prints the final test accuracy. "
+            "Train a preset model on a dataset. Writes last.npz (every epoch), best.npz (the epoch with the "
+            "best test accuracy), metrics.json and PNG plots into --out, and prints the final test accuracy. "
+            "There is no validation split: best.npz and --patience select on the test split, so the best "
+            "test accuracy is an optimistic estimate. "
             f"Defaults per dataset: {defaults_text}."
         ),
     )
@@ -163,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience",
         type=_positive_int,
         metavar="EPOCHS",
-        help="stop after this many epochs without a new best test accuracy (default: off)",
+        help=(
+            "stop after this many epochs without a new best test accuracy; this uses the test split, "
+            "because there is no validation split (default: off)"
+        ),
     )
     train_parser.add_argument(
         "--limit-train", type=_positive_int, metavar="N", help="train on the first N training samples only"
