@@ -11,6 +11,7 @@ target for the total) and 2 (the limit for a single pass).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -23,15 +24,35 @@ import numpy as np  # noqa: E402
 PASSES = ("forward", "input_grad", "weight_grad", "total")
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of this script."""
+    parser = argparse.ArgumentParser(
+        prog="plot_ratios.py",
+        description=(
+            "Draw one group of bars per case from a bench_conv.py JSON file: the convgrad/PyTorch ratio of "
+            "median times for forward, input gradient, weight gradient and their total."
+        ),
+    )
+    parser.add_argument("results", metavar="RESULTS.json", help="JSON file written by benchmarks/bench_conv.py")
+    parser.add_argument(
+        "target",
+        metavar="OUTPUT.png",
+        nargs="?",
+        default="docs/benchmark_ratios.png",
+        help="image file to write (default: docs/benchmark_ratios.png)",
+    )
+    return parser
+
+
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or len(argv) > 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    source = argv[0]
-    target = argv[1] if len(argv) == 2 else "docs/benchmark_ratios.png"
-    with open(source) as handle:
-        data = json.load(handle)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    target = args.target
+    try:
+        with open(args.results) as handle:
+            data = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        parser.error(f"cannot read {args.results}: {error}")
 
     cases = list(dict.fromkeys(row["case"] for row in data["results"]))
     ratio = {(row["case"], row["pass_"]): row["convgrad_s"] / row["torch_s"] for row in data["results"]}

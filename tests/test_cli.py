@@ -105,9 +105,18 @@ def test_train_prints_final_line(tmp_path, mnist1d_cache, capsys):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     last_line = captured.out.strip().splitlines()[-1]
     assert last_line.startswith(f"test accuracy {metrics['final']['test_acc']:.4f}")
-    assert "after 1 epochs" in last_line
+    assert "after 1 epoch in" in last_line
     # --quiet: nothing on standard error.
     assert captured.err == ""
+
+
+def test_train_start_line_uses_singular_for_one_epoch(tmp_path, mnist1d_cache, capsys):
+    argv = ["train", "--model", "tiny1d", "--epochs", "1", "--batch-size", "50", "--limit-train", "100"]
+    argv += ["--limit-test", "50", "--data-dir", str(mnist1d_cache), "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "1 epoch of batch 50" in captured.err
+    assert "1 epochs" not in captured.err + captured.out
 
 
 def test_train_warns_before_replacing_run(tmp_path, mnist1d_cache, capsys):
@@ -199,6 +208,31 @@ def test_invalid_options_exit_2(argv, pattern, capsys, tmp_path):
     _single_error_line(capsys, 2, code, pattern)
 
 
+def _unusable_out_dirs(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [(a_file, "existing file"), (a_file / "sub", "cannot create"), (Path("/proc/nope"), "cannot create")]
+    if os.geteuid() != 0:  # root can write into a read-only directory
+        read_only = tmp_path / "read-only"
+        read_only.mkdir()
+        read_only.chmod(0o500)
+        cases.append((read_only, "cannot create or write"))
+    return cases
+
+
+def test_train_rejects_unusable_out_before_training(tmp_path, mnist1d_cache, capsys, monkeypatch):
+    from convgrad import run
+
+    def fail_if_loaded(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before --out was checked")
+
+    monkeypatch.setattr(run, "load_dataset", fail_if_loaded)
+    for out, wording in _unusable_out_dirs(tmp_path):
+        code = _train_mnist1d(out, mnist1d_cache)
+        line = _single_error_line(capsys, 2, code, rf"^convgrad train: error: .*{re.escape(str(out))}")
+        assert wording in line
+
+
 def test_train_missing_image_dataset(tmp_path, capsys):
     code = main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
     _single_error_line(capsys, 2, code, r"^convgrad train: error: .*nowhere")
@@ -227,6 +261,54 @@ def test_evaluate_bad_checkpoint(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     code = main(["evaluate", str(bad)])
     _single_error_line(capsys, 2, code, r"^convgrad evaluate: error: ")
+
+
+def test_evaluate_json_file_is_not_a_checkpoint(tmp_path, capsys):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"final": {"test_acc": 0.5}}')
+    code = main(["evaluate", str(path)])
+    line = _single_error_line(capsys, 2, code, r"is not a convgrad checkpoint \(not a valid \.npz archive written by convgrad\)")
+    assert "pickled" not in line and "unsafe" not in line
+
+
+def test_directory_arguments_are_reported_as_directories(mnist1d_run, tmp_path, capsys):
+    code = main(["evaluate", str(tmp_path)])
+    _single_error_line(capsys, 2, code, r"^convgrad evaluate: error: checkpoint .* is a directory, not a checkpoint file$")
+    code = main(["predict", str(tmp_path), str(tmp_path)])
+    _single_error_line(capsys, 2, code, r"^convgrad predict: error: checkpoint .* is a directory")
+    code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path)])
+    _single_error_line(capsys, 2, code, r"^convgrad predict: error: input file .* is a directory")
+
+
+def _nan_weight_checkpoint(run_dir, tmp_path):
+    from convgrad.checkpoint import load_checkpoint, save_checkpoint
+
+    arrays, metadata = load_checkpoint(run_dir / "last.npz")
+    arrays = {key: np.full_like(value, np.nan) if key.startswith("model/") and value.dtype.kind == "f" else value for key, value in arrays.items()}
+    path = tmp_path / "nan.npz"
+    save_checkpoint(path, arrays, metadata)
+    return path
+
+
+def test_evaluate_nan_weights_exit_1(mnist1d_run, mnist1d_cache, tmp_path, capsys):
+    path = _nan_weight_checkpoint(mnist1d_run, tmp_path)
+    code = main(["evaluate", str(path), "--data-dir", str(mnist1d_cache), "--limit-test", "100"])
+    _single_error_line(capsys, 1, code, r"^convgrad evaluate: error: .* produces non-finite logits")
+
+
+def test_predict_nan_weights_exit_1(mnist1d_run, tmp_path, capsys):
+    path = _nan_weight_checkpoint(mnist1d_run, tmp_path)
+    np.save(tmp_path / "sample.npy", np.zeros((1, 40)))
+    code = main(["predict", str(path), str(tmp_path / "sample.npy")])
+    _single_error_line(capsys, 1, code, r"^convgrad predict: error: .* produces non-finite logits")
+
+
+def test_predict_rejects_nan_input(mnist1d_run, tmp_path, capsys):
+    sample = np.zeros((1, 40))
+    sample[0, 7] = np.nan
+    np.save(tmp_path / "nan.npy", sample)
+    code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path / "nan.npy")])
+    _single_error_line(capsys, 2, code, r"nan\.npy contains NaN or infinite values; every input value must be finite")
 
 
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
@@ -288,6 +370,12 @@ def test_predict_rejects_wrong_shape(mnist1d_run, tmp_path, capsys):
     _single_error_line(capsys, 2, code, r"shape \(2, 39\); this model takes \(1, 40\) for one sample")
 
 
+def test_predict_rejects_empty_batch(mnist1d_run, tmp_path, capsys):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 1, 40)))
+    code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path / "empty.npy")])
+    _single_error_line(capsys, 2, code, r"empty batch of shape \(0, 1, 40\); expected at least one sample")
+
+
 def test_predict_missing_input_file(mnist1d_run, tmp_path, capsys):
     code = main(["predict", str(mnist1d_run / "last.npz"), str(tmp_path / "absent.npy")])
     _single_error_line(capsys, 2, code, r"input file .*absent\.npy not found")
@@ -309,6 +397,37 @@ def test_predict_png_equals_npy(image_run, tmp_path, capsys):
     assert png_output.out == npy_output.out
     assert png_output.err == ""
     assert "Ankle boot" in png_output.out  # class names come from the checkpoint
+
+
+def test_predict_image_scaled_by_bit_depth(tmp_path):
+    """One picture saved at 8-bit, 16-bit, 32-bit integer and float depth reads as the same sample."""
+    from PIL import Image
+
+    from convgrad.cli import read_samples
+
+    # Values above 255 in the 16-bit file catch a reader that clips instead of scaling.
+    picture16 = np.random.default_rng(3).integers(0, 65536, size=(28, 28), dtype=np.uint16)
+    expected = picture16 / 65535.0
+    Image.fromarray(np.round(picture16 / 257.0).astype(np.uint8)).save(tmp_path / "eight.png")
+    Image.fromarray(picture16).save(tmp_path / "sixteen.png")
+    Image.fromarray(picture16).save(tmp_path / "sixteen.tif")
+    Image.fromarray((expected * (2**31 - 1)).astype(np.int32)).save(tmp_path / "thirty-two.tif")
+    Image.fromarray(expected.astype(np.float32)).save(tmp_path / "float.tif")
+    rgb = np.repeat(np.round(picture16 / 257.0).astype(np.uint8)[:, :, None], 3, axis=2)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+
+    for name in ("eight.png", "sixteen.png", "sixteen.tif", "thirty-two.tif", "float.tif", "rgb.png"):
+        sample = read_samples(tmp_path / name, (1, 28, 28), (0.0, 1.0))
+        assert sample.shape == (1, 1, 28, 28)
+        np.testing.assert_allclose(sample[0, 0], expected, rtol=0, atol=1 / 255, err_msg=name)
+
+
+def test_predict_rejects_float_image_outside_unit_range(image_run, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.full((28, 28), 2.5, dtype=np.float32)).save(tmp_path / "bright.tif")
+    code = main(["predict", str(image_run / "last.npz"), str(tmp_path / "bright.tif")])
+    _single_error_line(capsys, 2, code, r"floating-point images must contain finite values in \[0, 1\]")
 
 
 def test_predict_png_other_size_is_resized(image_run, tmp_path, capsys):
@@ -394,3 +513,23 @@ def test_subprocess_console_entry(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0
     assert "Traceback" not in bad.stderr
+
+
+def test_plot_ratios_help_and_missing_results(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "plot_ratios.py"
+    shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "RESULTS.json" in shown.stdout and "bench_conv.py" in shown.stdout
+
+    missing = subprocess.run([sys.executable, str(script), "absent.json"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+    assert "cannot read absent.json" in missing.stderr
+
+
+def test_train_help_says_best_and_patience_use_test_split(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "There is no validation split: best.npz and --patience select on the test split" in text
+    patience_help = text[text.index("--patience EPOCHS") :]
+    assert "uses the test split, because there is no validation split" in patience_help

@@ -351,6 +351,17 @@ def test_image_loader_missing_one_file(tmp_path):
     assert missing_list == "t10k-images-idx3-ubyte"
 
 
+@pytest.mark.parametrize("loader", [load_mnist, load_fashion_mnist])
+def test_image_loader_empty_directory_names_each_file_once(tmp_path, loader):
+    with pytest.raises(FileNotFoundError) as error:
+        loader(tmp_path)
+
+    message = str(error.value)
+    assert str(tmp_path) in message
+    for base_name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        assert message.count(base_name) == 1, message
+
+
 def test_image_loader_count_mismatch(tmp_path):
     write_image_set(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4, dtype=np.uint8))

@@ -231,7 +231,7 @@ def test_truncated_file_raises_value_error(tmp_path, fraction):
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
 
-    with pytest.raises(ValueError, match="not a valid checkpoint"):
+    with pytest.raises(ValueError, match="not a (valid )?convgrad checkpoint"):
         load_checkpoint(path)
 
 
@@ -242,7 +242,7 @@ def test_corrupt_array_data_raises_value_error(tmp_path):
     data[400] ^= 0xFF
     path.write_bytes(bytes(data))
 
-    with pytest.raises(ValueError, match="not a valid checkpoint"):
+    with pytest.raises(ValueError, match="not a (valid )?convgrad checkpoint"):
         load_checkpoint(path)
 
 
@@ -250,7 +250,7 @@ def test_pickled_object_array_is_rejected(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, payload=np.array([{"a": 1}], dtype=object), __metadata__=np.frombuffer(b"{}", np.uint8))
 
-    with pytest.raises(ValueError, match="not a valid checkpoint"):
+    with pytest.raises(ValueError, match="not a (valid )?convgrad checkpoint"):
         load_checkpoint(path)
 
 
@@ -258,8 +258,29 @@ def test_plain_pickle_is_rejected(tmp_path):
     path = tmp_path / "evil.npz"
     path.write_bytes(pickle.dumps({"x": 1}))
 
-    with pytest.raises(ValueError, match="not a valid checkpoint"):
+    with pytest.raises(ValueError, match="not a (valid )?convgrad checkpoint"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", bytes(range(256)) * 4, b'{"epoch": 3, "weights": [1, 2]}', b"\x80\x04K\x01."],
+    ids=["empty", "random-bytes", "json", "pickle"],
+)
+def test_foreign_file_is_not_a_convgrad_checkpoint(tmp_path, content):
+    path = tmp_path / "foreign.npz"
+    path.write_bytes(content)
+
+    with pytest.raises(ValueError) as excinfo:
+        load_checkpoint(path)
+    message = str(excinfo.value)
+    assert "is not a convgrad checkpoint (not a valid .npz archive written by convgrad)" in message
+    assert "pickled" not in message and "unsafe" not in message
+
+
+def test_directory_is_rejected(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        load_checkpoint(tmp_path)
 
 
 def test_npy_file_is_rejected(tmp_path):

@@ -167,24 +167,36 @@ def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a directory.
     ValueError
-        If the file is not a valid ``.npz`` archive (truncated or corrupt),
+        If the file is not a ``.npz`` archive, is truncated or corrupt,
         contains a pickled object array, or lacks valid metadata.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
 
+    # np.load treats any file that is neither a zip archive nor a .npy file as
+    # a pickle and then suggests loading it unsafely. Checking the magic bytes
+    # first gives an accurate message for such files, and nothing unpickles.
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if magic == b"\x93NUMPY":
+        raise ValueError(f"{path} contains a single .npy array, not a checkpoint (.npz archive)")
+    if magic[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise ValueError(f"{path} is not a convgrad checkpoint (not a valid .npz archive written by convgrad)")
+
     try:
         loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path} contains a single .npy array, not a checkpoint (.npz archive)")
         with loaded:
             arrays = {name: loaded[name] for name in loaded.files}
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, OSError) as exc:
-        raise ValueError(f"{path} is not a valid checkpoint (corrupt, truncated or pickled data): {exc}") from exc
+        raise ValueError(f"{path} is not a valid convgrad checkpoint (a corrupt or truncated .npz archive, or one with pickled object arrays): {exc}") from exc
 
     if METADATA_KEY not in arrays:
         raise ValueError(f"{path} has no {METADATA_KEY!r} entry, so it was not written by save_checkpoint")

@@ -1,7 +1,7 @@
 """The ``convgrad`` command line: train, evaluate, predict, gradcheck, summary.
 
-Exit status: 0 on success, 1 when training diverges or a gradient check
-fails, 2 for invalid options, missing data and unreadable checkpoints (one
+Exit status: 0 on success, 1 when training diverges, a gradient check
+fails or a model produces non-finite logits, 2 for invalid options, missing data and unreadable checkpoints (one
 line on standard error, no traceback), 130 when interrupted with Ctrl-C.
 Results go to standard output. Progress and per-epoch lines go to standard
 error.
@@ -86,15 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     defaults_text = "; ".join(
-        f"{name}: {values['epochs']} epochs of batch {values['batch_size']}, model {models.DEFAULT_PRESETS[name]}"
+        f"{name}: {_count(values['epochs'], 'epoch')} of batch {values['batch_size']}, model {models.DEFAULT_PRESETS[name]}"
         for name, values in train_run.DATASET_DEFAULTS.items()
     )
     train_parser = commands.add_parser(
         "train",
         help="train a model and write checkpoints and a report",
         description=(
-            "Train a preset model on a dataset. Writes last.npz (every epoch), best.npz (best test "
-            "accuracy), metrics.json and PNG plots into --out, and prints the final test accuracy. "
+            "Train a preset model on a dataset. Writes last.npz (every epoch), best.npz (the epoch with the "
+            "best test accuracy), metrics.json and PNG plots into --out, and prints the final test accuracy. "
+            "There is no validation split: best.npz and --patience select on the test split, so the best "
+            "test accuracy is an optimistic estimate. "
             f"Defaults per dataset: {defaults_text}."
         ),
     )
@@ -163,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience",
         type=_positive_int,
         metavar="EPOCHS",
-        help="stop after this many epochs without a new best test accuracy (default: off)",
+        help=(
+            "stop after this many epochs without a new best test accuracy; this uses the test split, "
+            "because there is no validation split (default: off)"
+        ),
     )
     train_parser.add_argument(
         "--limit-train", type=_positive_int, metavar="N", help="train on the first N training samples only"
@@ -197,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
             "array holding one sample (C, *spatial) or (*spatial) for one channel, or a batch (N, C, *spatial) "
             "or (N, *spatial), in the dataset's raw scale (pixels in [0, 1] for the image sets); the "
             "checkpoint's normalization is applied. For 2-D models FILE may also be an image (PNG or any "
-            "format Pillow reads): it is converted to grayscale, scaled to [0, 1] and, when its size differs "
+            "format Pillow reads): color and palette images are converted to grayscale, integer pixels are "
+            "divided by the maximum of their bit depth (255, 65535 or 2**31 - 1), floating-point pixels must "
+            "already be in [0, 1], and, when its size differs "
             "from the model's input (28x28), resized to it with a warning, without keeping the aspect ratio. "
             "The image sets show light objects on a dark background."
         ),
@@ -257,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"convgrad {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _count(number: int, noun: str) -> str:
+    """Format ``number`` with ``noun`` in the singular or the plural ("1 epoch", "2 epochs")."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _fail(command: str, error: BaseException) -> int:
@@ -337,7 +349,7 @@ def command_train(args) -> int:
         print(
             f"{action}: {run.config.model} ({trainer.model.num_parameters():,} parameters) on "
             f"{run.config.dataset} ({len(trainer.x_train)} train, {len(trainer.x_test)} test samples), "
-            f"{run.config.epochs} epochs of batch {run.config.batch_size}, {run.config.optimizer} "
+            f"{_count(run.config.epochs, 'epoch')} of batch {run.config.batch_size}, {run.config.optimizer} "
             f"lr {run.config.lr:g} with {run.config.schedule} schedule, output in {run.config.out}",
             file=stream,
         )
@@ -361,7 +373,7 @@ def command_train(args) -> int:
     best = metrics["best"]
     print(
         f"test accuracy {final['test_acc']:.4f} (best {best['test_acc']:.4f} at epoch {best['epoch']}) "
-        f"after {trainer.epoch} epochs in {metrics['train_seconds_total']:.1f} s; report in {run.config.out}"
+        f"after {_count(trainer.epoch, 'epoch')} in {metrics['train_seconds_total']:.1f} s; report in {run.config.out}"
     )
     return EXIT_OK
 
@@ -394,6 +406,16 @@ def command_evaluate(args) -> int:
         return _fail("evaluate", error)
 
     mean_loss, accuracy, predictions = evaluate_model(model, CrossEntropyLoss(), x_test, dataset.y_test)
+    # The cross-entropy of finite logits is finite (log-sum-exp is computed
+    # stably), so a non-finite mean loss means NaN or infinite logits, whose
+    # argmax would make every prediction class 0.
+    if not math.isfinite(mean_loss):
+        print(
+            f"convgrad evaluate: error: the model in {args.checkpoint} produces non-finite logits "
+            "(NaN or infinite weights?), so its predictions are meaningless",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     num_classes = run["num_classes"]
     names = run["class_names"] or [str(i) for i in range(num_classes)]
     confusion = confusion_matrix(predictions, dataset.y_test, num_classes)
@@ -408,7 +430,7 @@ def command_evaluate(args) -> int:
     for index, name in enumerate(names):
         support = int(confusion[index].sum())
         value = "n/a" if support == 0 else f"{per_class[index]:.4f}"
-        print(f"  {index:>2}  {name:<{width}}  {value:>6}  ({support} samples)")
+        print(f"  {index:>2}  {name:<{width}}  {value:>6}  ({_count(support, 'sample')})")
     print()
     print("confusion matrix (rows: true class, columns: predicted class):")
     print(_format_matrix(confusion))
@@ -434,6 +456,8 @@ def read_samples(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndar
         If the array's shape fits neither one sample nor a batch, the image
         cannot be used by this model, or the file cannot be read.
     """
+    if path.is_dir():
+        raise IsADirectoryError(f"input file {path} is a directory; expected a .npy array or an image file")
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
     if path.suffix.lower() == ".npy":
@@ -443,6 +467,8 @@ def read_samples(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndar
             raise ValueError(f"cannot read {path} as a .npy array: {error}") from error
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             raise ValueError(f"{path} contains a {array.dtype} array; expected an integer or floating array")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{path} contains NaN or infinite values; every input value must be finite")
         return _as_batch(array.astype(np.float64), input_shape, path)
     return _read_image(path, input_shape, raw_range)[None]
 
@@ -455,9 +481,59 @@ def _as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: Path) -> np
         if array.shape == shape:
             return array.reshape((1, *input_shape))
         if array.ndim == len(shape) + 1 and array.shape[1:] == shape:
+            if len(array) == 0:
+                raise ValueError(f"{path} contains an empty batch of shape {array.shape}; expected at least one sample")
             return array.reshape((len(array), *input_shape))
     accepted = " or ".join(f"{shape} for one sample, (N, {', '.join(map(str, shape))}) for a batch" for shape in sample_shapes)
     raise ValueError(f"{path} contains an array of shape {array.shape}; this model takes {accepted}")
+
+
+# Divisors that map the pixel values of Pillow's integer grayscale modes to
+# [0, 1]. Mode "I" holds signed 32-bit integers, and only its non-negative half
+# is accepted.
+# NOTE: a 16-bit image that a reader loads as mode "I" instead of "I;16" comes
+# out near black, because its values are divided by 2**31 - 1.
+_INTEGER_MODE_MAX = {
+    "L": 255,
+    "I;16": 65535,
+    "I;16L": 65535,
+    "I;16B": 65535,
+    "I;16N": 65535,
+    "I": 2**31 - 1,
+}
+
+
+def _image_pixels(image, path: Path) -> np.ndarray:
+    """Return the pixels of a Pillow image as a 2-D float64 array in [0, 1].
+
+    Integer grayscale images are divided by the maximum of their mode (255 for
+    8-bit, 65535 for 16-bit, 2**31 - 1 for 32-bit). Float images (mode "F")
+    are taken as already in [0, 1]. Other modes (RGB, RGBA, palette, ...)
+    are converted to 8-bit grayscale first.
+
+    Raises
+    ------
+    ValueError
+        If a float image has values outside [0, 1] or that are not finite, or
+        a 32-bit integer image has negative values.
+    """
+    if image.mode == "F":
+        pixels = np.asarray(image, dtype=np.float64)
+        if not np.all(np.isfinite(pixels)) or pixels.min() < 0.0 or pixels.max() > 1.0:
+            raise ValueError(
+                f"{path} is a floating-point image with values in [{pixels.min():g}, {pixels.max():g}]; "
+                "floating-point images must contain finite values in [0, 1]"
+            )
+        return pixels
+    if image.mode not in _INTEGER_MODE_MAX:
+        image = image.convert("L")
+    pixels = np.asarray(image).astype(np.float64)
+    if pixels.size and pixels.min() < 0:
+        raise ValueError(
+            f"{path} is a 32-bit integer image with negative values (minimum {pixels.min():g}); "
+            "expected values in [0, 2**31 - 1]"
+        )
+    return pixels / _INTEGER_MODE_MAX[image.mode]
 
 
 def _read_image(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndarray:
@@ -471,19 +547,22 @@ def _read_image(path: Path, input_shape: tuple[int, ...], raw_range) -> np.ndarr
     height, width = input_shape[1:]
     try:
         with Image.open(path) as image:
-            gray = image.convert("L")
+            image.load()
+            pixels = _image_pixels(image, path)
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"cannot read {path} as an image: {error}") from error
 
-    if gray.size != (width, height):
+    if pixels.shape != (height, width):
         print(
-            f"convgrad predict: warning: {path} is {gray.size[0]}x{gray.size[1]} pixels; "
+            f"convgrad predict: warning: {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; "
             f"resized to {width}x{height} without keeping the aspect ratio",
             file=sys.stderr,
         )
-        gray = gray.resize((width, height), Image.Resampling.LANCZOS)
+        # Resampling in float keeps the full precision of 16-bit and float
+        # images. Lanczos can overshoot, so the result is clipped to [0, 1].
+        resized = Image.fromarray(pixels.astype(np.float32)).resize((width, height), Image.Resampling.LANCZOS)
+        pixels = np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)
     low, high = raw_range
-    pixels = np.asarray(gray, dtype=np.float64) / 255.0
     return (low + (high - low) * pixels)[None]
 
 
@@ -502,6 +581,13 @@ def command_predict(args) -> int:
         return _fail("predict", error)
 
     logits = model.forward(x).astype(np.float64)
+    if not np.all(np.isfinite(logits)):
+        print(
+            f"convgrad predict: error: the model in {args.checkpoint} produces non-finite logits "
+            "(NaN or infinite weights?), so its predictions are meaningless",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     shifted = logits - logits.max(axis=1, keepdims=True)
     probabilities = np.exp(shifted)
     probabilities /= probabilities.sum(axis=1, keepdims=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -236,7 +237,8 @@ def prepare_training(
     Raises
     ------
     ValueError
-        For an invalid configuration, or a checkpoint that does not match it.
+        For an invalid configuration, a checkpoint that does not match it, or
+        an output directory that cannot be created or written.
     FileNotFoundError
         If the dataset files or, with ``resume``, the checkpoint are missing.
     """
@@ -246,6 +248,7 @@ def prepare_training(
     config = config.resolved()
     if resume:
         check_resume_config(Path(config.out) / "last.npz", config)
+    prepare_output_dir(config.out)
 
     dataset = load_dataset(config.dataset, config.data_dir)
     dataset = limit_dataset(dataset, config.limit_train, config.limit_test)
@@ -288,6 +291,32 @@ def prepare_training(
         resume=resume,
     )
     return TrainingRun(config=config, trainer=trainer, dataset=dataset, standardizer=standardizer, preset=preset)
+
+
+def prepare_output_dir(out) -> Path:
+    """Create the output directory ``out`` if missing and check that it is writable.
+
+    Runs before any data is loaded, so that an unusable ``--out`` fails at
+    once instead of after the first epoch. Writability is tested by creating
+    and removing a temporary file in the directory.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` is an existing file, lies under a file, or cannot be
+        created or written. The message contains the operating system's reason.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output directory {path} is an existing file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".convgrad-write-test-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ValueError(f"cannot create or write the output directory {path}: {reason}") from error
+    return path
 
 
 def check_resume_config(path: Path, config: TrainConfig) -> None:
@@ -402,6 +431,8 @@ def load_trained_model(path):
         If ``path`` is not a training checkpoint or its preset is unknown.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} not found")
     arrays, metadata = load_checkpoint(path)
@@ -425,6 +456,8 @@ def stored_config(path) -> TrainConfig:
         If ``path`` is not a training checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} not found")
     _, metadata = load_checkpoint(path)

@@ -354,7 +354,7 @@ class Trainer:
             elif self.patience is not None and epoch - self.best_epoch >= self.patience:
                 self.stop_reason = (
                     f"early stopping: no test accuracy above {self.best_test_acc:.4f} "
-                    f"(epoch {self.best_epoch}) for {self.patience} epochs"
+                    f"(epoch {self.best_epoch}) for {self.patience} epoch{'' if self.patience == 1 else 's'}"
                 )
 
             # best.npz goes first, so that last.npz existing implies best.npz is

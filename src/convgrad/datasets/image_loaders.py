@@ -131,12 +131,11 @@ def _load_idx_dataset(
         raise FileNotFoundError(
             f"{display_name} directory {str(directory)!r} does not exist. {how_to_get}"
         )
-    missing = [
-        base_name
-        for pair in IDX_FILE_NAMES.values()
-        for base_name in pair
-        if _find_idx_file(directory, base_name) is None
-    ]
+    required = [base_name for pair in IDX_FILE_NAMES.values() for base_name in pair]
+    missing = [base_name for base_name in required if _find_idx_file(directory, base_name) is None]
+    if len(missing) == len(required):
+        # ``how_to_get`` names all four files, so they are not repeated here.
+        raise FileNotFoundError(f"{display_name} files not found in {str(directory)!r}. {how_to_get}")
     if missing:
         raise FileNotFoundError(
             f"{display_name} files not found in {str(directory)!r}: "
