@@ -149,20 +149,29 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pa
     return _without_batch(_add_bias(out, b), geometry)
 
 
-def _conv_nd(ndim: int, name: str):
-    def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+def _fixed_rank(operator, ndim: int, name: str, layout: str):
+    """Wrap ``operator`` so that it first checks that the weight has ``ndim`` spatial axes.
+
+    ``layout`` names the weight's first two axes for the error message.
+    """
+    kernel_axes = ", ".join(f"K{i + 1}" for i in range(ndim))
+
+    def fixed_rank(input, weight, *args, **kwargs):
         w = as_numeric_array("weight", weight)
         if w.ndim != ndim + 2:
             raise ValueError(
-                f"{name} expects a weight with {ndim + 2} dimensions (C_out, C_in/groups, "
-                f"{', '.join('K' + str(i + 1) for i in range(ndim))}), got shape {w.shape}"
+                f"{name} expects a weight with {ndim + 2} dimensions ({layout}, {kernel_axes}), got shape {w.shape}"
             )
-        return conv(input, w, bias, stride, padding, dilation, groups, padding_mode)
+        return operator(input, w, *args, **kwargs)
 
-    conv_nd.__name__ = name
-    conv_nd.__qualname__ = name
-    conv_nd.__doc__ = f"Apply a {ndim}-D convolution; :func:`conv` with a check that the weight is {ndim}-D."
-    return conv_nd
+    fixed_rank.__name__ = name
+    fixed_rank.__qualname__ = name
+    fixed_rank.__doc__ = f"Apply :func:`{operator.__name__}` after checking that the weight has {ndim} spatial axes."
+    return fixed_rank
+
+
+def _conv_nd(ndim: int, name: str):
+    return _fixed_rank(conv, ndim, name, "C_out, C_in/groups")
 
 
 conv1d = _conv_nd(1, "conv1d")
@@ -348,21 +357,7 @@ def conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding
 
 
 def _conv_transpose_nd(ndim: int, name: str):
-    def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-        w = as_numeric_array("weight", weight)
-        if w.ndim != ndim + 2:
-            raise ValueError(
-                f"{name} expects a weight with {ndim + 2} dimensions (C_in, C_out/groups, "
-                f"{', '.join('K' + str(i + 1) for i in range(ndim))}), got shape {w.shape}"
-            )
-        return conv_transpose(input, w, bias, stride, padding, output_padding, groups, dilation)
-
-    conv_transpose_nd.__name__ = name
-    conv_transpose_nd.__qualname__ = name
-    conv_transpose_nd.__doc__ = (
-        f"Apply a {ndim}-D transposed convolution; :func:`conv_transpose` with a check that the weight is {ndim}-D."
-    )
-    return conv_transpose_nd
+    return _fixed_rank(conv_transpose, ndim, name, "C_in, C_out/groups")
 
 
 conv_transpose1d = _conv_transpose_nd(1, "conv_transpose1d")
