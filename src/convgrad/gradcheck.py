@@ -22,7 +22,7 @@ Semantics
   ``<dL/dx, v>``, two evaluations per direction, for large arguments.
 - Near a kink (ReLU at 0, a tie in max pooling) the function is not
   differentiable and the check can fail although the backward pass is right.
-  A failing element's message then says whether the one-sided differences
+  A failing element's message then states whether the one-sided differences
   disagree, which is the sign of a kink.
 """
 
