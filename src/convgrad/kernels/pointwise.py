@@ -24,19 +24,25 @@ def _sample_ranges(n: int) -> list[tuple[int, int]]:
     return split_range(n, chunk_threads())
 
 
+def _per_sample_product(matrix: np.ndarray, batch: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+    """Compute ``matrix @ batch[n]`` for every sample ``n`` of a ``(N, rows, positions)`` batch, in chunks."""
+    n = batch.shape[0]
+    out = np.empty((n, matrix.shape[0], batch.shape[2]), dtype=batch.dtype)
+
+    def work(item, _):
+        start, stop = item
+        np.matmul(matrix, batch[start:stop], out=out[start:stop])
+
+    run_chunks(_sample_ranges(n), lambda: None, work, geometry.flops)
+    return out
+
+
 @np.errstate(invalid="ignore")
 def forward(x: np.ndarray, weight: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     """Compute ``W @ x[n]`` for every sample: ``(N, C_out, *L)``."""
     n = x.shape[0]
     w = weight.reshape(geometry.out_channels, geometry.in_channels)
-    x3 = x.reshape(n, geometry.in_channels, -1)
-    out = np.empty((n, geometry.out_channels, x3.shape[2]), dtype=x.dtype)
-
-    def work(item, _):
-        start, stop = item
-        np.matmul(w, x3[start:stop], out=out[start:stop])
-
-    run_chunks(_sample_ranges(n), lambda: None, work, geometry.flops)
+    out = _per_sample_product(w, x.reshape(n, geometry.in_channels, -1), geometry)
     return out.reshape(n, geometry.out_channels, *geometry.output_size)
 
 
@@ -45,14 +51,7 @@ def input_grad(weight: np.ndarray, grad_output: np.ndarray, geometry: ConvGeomet
     """Compute ``W^T @ go[n]`` for every sample: ``(N, C_in, *L)``."""
     n = grad_output.shape[0]
     w_t = weight.reshape(geometry.out_channels, geometry.in_channels).T
-    go3 = grad_output.reshape(n, geometry.out_channels, -1)
-    grad = np.empty((n, geometry.in_channels, go3.shape[2]), dtype=grad_output.dtype)
-
-    def work(item, _):
-        start, stop = item
-        np.matmul(w_t, go3[start:stop], out=grad[start:stop])
-
-    run_chunks(_sample_ranges(n), lambda: None, work, geometry.flops)
+    grad = _per_sample_product(w_t, grad_output.reshape(n, geometry.out_channels, -1), geometry)
     return grad.reshape(n, geometry.in_channels, *geometry.input_size)
 
 

@@ -36,6 +36,26 @@ def _bias_grad(grad_output: np.ndarray, batched: bool) -> np.ndarray:
     return grad_output.sum(axis=tuple(a for a in range(grad_output.ndim) if a != channel_axis))
 
 
+def _set_shared_arguments(layer, in_channels, out_channels, kernel_size, stride, dilation, groups) -> None:
+    """Validate and store the arguments that convolution and transposed-convolution layers share."""
+    d = layer.spatial_dims
+    layer.in_channels = check_positive_int(in_channels, "in_channels")
+    layer.out_channels = check_positive_int(out_channels, "out_channels")
+    layer.kernel_size = expand_ints("kernel_size", kernel_size, d, minimum=1)
+    layer.stride = expand_ints("stride", stride, d, minimum=1)
+    layer.dilation = expand_ints("dilation", dilation, d, minimum=1)
+    layer.groups = _check_groups(layer.in_channels, layer.out_channels, groups)
+
+
+def _create_parameters(layer, weight_shape, bias: bool, dtype, rng) -> None:
+    """Create the weight (and bias) with PyTorch's default initialization."""
+    dtype = check_float_dtype(dtype)
+    rng = check_rng(rng)
+    layer.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    layer.bias = Parameter(np.empty(layer.out_channels, dtype=dtype)) if bias else None
+    init.default_weight_and_bias(layer.weight, layer.bias, rng)
+
+
 class _ConvNd(Module):
     """Convolution layer over ``spatial_dims`` axes, documented on ``Conv2d``."""
 
@@ -57,12 +77,7 @@ class _ConvNd(Module):
     ):
         super().__init__()
         d = self.spatial_dims
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
-        self.kernel_size = expand_ints("kernel_size", kernel_size, d, minimum=1)
-        self.stride = expand_ints("stride", stride, d, minimum=1)
-        self.dilation = expand_ints("dilation", dilation, d, minimum=1)
-        self.groups = _check_groups(self.in_channels, self.out_channels, groups)
+        _set_shared_arguments(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         self.padding_mode = padding_mode
@@ -78,12 +93,8 @@ class _ConvNd(Module):
         else:
             self.padding = expand_ints("padding", padding, d, minimum=0)
 
-        dtype = check_float_dtype(dtype)
-        rng = check_rng(rng)
         weight_shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
-        init.default_weight_and_bias(self.weight, self.bias, rng)
+        _create_parameters(self, weight_shape, bias, dtype, rng)
 
         self.input = None
         self.saved = None
@@ -225,14 +236,9 @@ class _ConvTransposeNd(Module):
     ):
         super().__init__()
         d = self.spatial_dims
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
-        self.kernel_size = expand_ints("kernel_size", kernel_size, d, minimum=1)
-        self.stride = expand_ints("stride", stride, d, minimum=1)
+        _set_shared_arguments(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding = expand_ints("padding", padding, d, minimum=0)
         self.output_padding = expand_ints("output_padding", output_padding, d, minimum=0)
-        self.dilation = expand_ints("dilation", dilation, d, minimum=1)
-        self.groups = _check_groups(self.in_channels, self.out_channels, groups)
         for op, s, r in zip(self.output_padding, self.stride, self.dilation):
             if op >= max(s, r):
                 raise ValueError(
@@ -240,15 +246,11 @@ class _ConvTransposeNd(Module):
                     f"output_padding={self.output_padding}, stride={self.stride}, dilation={self.dilation}"
                 )
 
-        dtype = check_float_dtype(dtype)
-        rng = check_rng(rng)
         weight_shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
         # PyTorch computes fan_in from weight.shape[1], which for this layout is
         # out_channels / groups * prod(kernel_size). That is kept so initial
         # values follow the same distribution as PyTorch's.
-        init.default_weight_and_bias(self.weight, self.bias, rng)
+        _create_parameters(self, weight_shape, bias, dtype, rng)
 
         self.input = None
         self.output_shape = None
