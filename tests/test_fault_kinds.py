@@ -81,7 +81,8 @@ def test_width_is_not_taken_from_height():
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
-def test_non_finite_input_reaches_exactly_the_sums_that_read_it(value, padding_mode):
+def test_non_finite_input_stays_local(value, padding_mode):
+    """A NaN or infinity reaches exactly the sums that read it, as in PyTorch."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 2, 7, 6))
     x[0, 1, 3, 2] = value

@@ -275,7 +275,8 @@ def test_foreign_file_is_not_a_convgrad_checkpoint(tmp_path, content):
         load_checkpoint(path)
     message = str(excinfo.value)
     assert "is not a convgrad checkpoint (not a valid .npz archive written by convgrad)" in message
-    assert "pickled" not in message and "unsafe" not in message
+    assert "pickled" not in message
+    assert "unsafe" not in message
 
 
 def test_directory_is_rejected(tmp_path):

@@ -489,7 +489,7 @@ def _as_batch(array: np.ndarray, input_shape: tuple[int, ...], path: Path) -> np
 
 
 # Divisors that map the pixel values of Pillow's integer grayscale modes to
-# [0, 1]. Mode "I" holds signed 32-bit integers, and only its non-negative half
+# [0, 1]. Mode "I" contains signed 32-bit integers, and only its non-negative half
 # is accepted.
 # NOTE: a 16-bit image that a reader loads as mode "I" instead of "I;16" comes
 # out near black, because its values are divided by 2**31 - 1.

@@ -17,7 +17,7 @@ For ``d`` spatial axes, on axis ``a``:
       O_a = floor((L_a + p_a^lo + p_a^hi - E_a) / s_a) + 1
 
 The convolution is valid only when ``L_a + p_a^lo + p_a^hi >= E_a`` on every
-axis, so that each output sees at least one whole window.
+axis, so that each output reads at least one whole window.
 """
 
 from __future__ import annotations
@@ -401,8 +401,8 @@ def transposed_geometry(
     convolution never reads (a stride remainder), so it must be smaller than
     the stride or the dilation on each axis, as in PyTorch. When it is not
     smaller than the stride, the forward convolution of that length has more
-    outputs than the transposed convolution has inputs; the returned
-    geometry's ``output_size`` then exceeds the input's spatial size, and
+    outputs than the transposed convolution has inputs. The returned
+    geometry's ``output_size`` then exceeds the input's spatial size, so
     callers pad the input with zeros at the end to match.
 
     Padding here accepts an int, a per-axis tuple or per-side pairs; the

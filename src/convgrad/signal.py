@@ -61,7 +61,7 @@ def convolve(in1, in2, mode: str = "full") -> np.ndarray:
     """Convolve two N-dimensional signals, flipping the kernel.
 
     ``out[t] = sum_k in1[t - k] in2[k]``, summed over every ``k`` where both
-    indices are inside their arrays, with ``t`` ranging as ``mode`` says.
+    indices are inside their arrays, with ``t`` ranging as ``mode`` defines.
 
     Parameters
     ----------

@@ -122,7 +122,7 @@ def find_generators(model, rng: np.random.Generator | None = None) -> dict[str, 
     """Return every distinct ``numpy.random.Generator`` the run draws from.
 
     The trainer's own generator is listed as ``"trainer"``. A module attribute
-    that holds a different generator object (a layer built with its own
+    that refers to a different generator object (a layer built with its own
     generator) is listed under its dotted path, so that its state is saved
     too. Generators are told apart by identity.
     """
